@@ -1,0 +1,55 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Each sets up .venv by itself.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test lint format bench neo4j-up neo4j-down redis-up redis-down servers-up servers-down clean
+
+$(INSTALLED): pyproject.toml
+	@command -v $(PYTHON) > /dev/null || { echo "needs $(PYTHON) (Python 3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(INSTALLED)
+	$(BIN)/kgrank demo
+
+# Tests needing Neo4j or Redis skip with a reason when those are down (`make servers-up` starts both);
+# under CI=true they fail instead.
+test: $(INSTALLED) lint
+	$(BIN)/pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: $(INSTALLED)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Benchmarks need a running Neo4j (`make neo4j-up`); results go to benchmarks/results/.
+bench: $(INSTALLED)
+	source .neo4j/env && $(BIN)/python -m benchmarks.graph_load && $(BIN)/python -m benchmarks.graph_paths
+
+neo4j-up:
+	deploy/neo4j/neo4j.sh up
+
+neo4j-down:
+	deploy/neo4j/neo4j.sh down
+
+redis-up:
+	deploy/redis/redis.sh up
+
+redis-down:
+	deploy/redis/redis.sh down
+
+servers-up: neo4j-up redis-up
+
+servers-down: neo4j-down redis-down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .kgrank

@@ -1,0 +1,42 @@
+// Relation paths for a batch of (user, candidates) requests, in ONE round trip.
+// Parameters: $dataset, $history_length, $path_types (relationship types a path may use: never RATED),
+//   $requests [{user_id, candidates: [item id], cutoff_ts: int|null, cutoff_item_idx: int}].
+// Slots: left_hops = ceil(max_hops / 2), right_hops = floor(max_hops / 2).
+// Returns one row per request: request (its index), known_user, history [{id, idx, title, rating, ts}]
+//   (newest first), candidates [{id, title}] (the ones found), paths [{nodes: [{label, key, title}],
+//   hops: [{type, forward}]}] (unordered; callers sort them canonically).
+// Each path of length L is found exactly once: as a history-side half of ceil(L/2) hops and a
+// candidate-side half of floor(L/2) hops that meet at node m (a node hash join, not an expansion
+// from m, so a popular genre costs nothing extra).
+UNWIND range(0, size($requests) - 1) AS request
+WITH request, $requests[request] AS req
+OPTIONAL MATCH (u:User {dataset: $dataset, id: req.user_id})
+CALL (u, req) {
+  MATCH (u)-[r:RATED]->(h:Item)
+  WHERE req.cutoff_ts IS NULL OR r.ts < req.cutoff_ts OR (r.ts = req.cutoff_ts AND h.idx < req.cutoff_item_idx)
+  WITH h, r ORDER BY r.ts DESC, h.idx DESC LIMIT $history_length
+  RETURN collect(h.id) AS history_ids,
+         collect({id: h.id, idx: h.idx, title: h.title, rating: r.rating, ts: r.ts}) AS history
+}
+CALL (req) {
+  UNWIND req.candidates AS candidate_id
+  MATCH (c:Item {dataset: $dataset, id: candidate_id})
+  RETURN collect(c.id) AS candidate_ids, collect({id: c.id, title: c.title}) AS candidates
+}
+CALL (history_ids, candidate_ids) {
+  MATCH left = (h:Item)-[lr*1..{{int left_hops}}]-(m)
+  WHERE h.dataset = $dataset AND h.id IN history_ids AND all(x IN lr WHERE type(x) IN $path_types)
+  MATCH right = (c:Item)-[rr*0..{{int right_hops}}]-(m)
+  USING JOIN ON m
+  WHERE c.dataset = $dataset AND c.id IN candidate_ids AND all(x IN rr WHERE type(x) IN $path_types)
+    AND (size(lr) = size(rr) OR size(lr) = size(rr) + 1)
+  WITH h, c, nodes(left) + reverse(nodes(right))[1..] AS ns,
+       relationships(left) + reverse(relationships(right)) AS rs
+  WHERE h <> c
+    AND all(i IN range(0, size(ns) - 2) WHERE none(j IN range(i + 1, size(ns) - 1) WHERE ns[i] = ns[j]))
+  RETURN collect({
+    nodes: [n IN ns | {label: labels(n)[0], key: coalesce(n.id, n.name), title: n.title}],
+    hops: [i IN range(0, size(rs) - 1) | {type: type(rs[i]), forward: startNode(rs[i]) = ns[i]}]
+  }) AS paths
+}
+RETURN request, u IS NOT NULL AS known_user, history, candidates, paths

@@ -1,0 +1,1 @@
+"""The kgrank command line: the composition root above services and training."""

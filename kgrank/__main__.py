@@ -1,0 +1,3 @@
+from kgrank.cli import main
+
+main()

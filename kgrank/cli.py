@@ -1,0 +1,42 @@
+"""`kgrank` command line. Every failure kgrank foresees ends as one `error:` line and exit code 2."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from pydantic import ValidationError
+
+from kgrank.data_cli import data_app
+from kgrank.demo import demo
+from kgrank.graph_cli import graph_app
+from services.core.errors import KgrankError
+
+app = typer.Typer(
+    help="kgrank: a knowledge-graph-backed recommendation ranking service.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_app, name="data")
+app.add_typer(graph_app, name="graph")
+app.command("demo")(demo)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("neo4j").setLevel(logging.ERROR)
+    try:
+        app()
+    except KgrankError as e:
+        typer.echo(f"error: {e.message}", err=True)
+        sys.exit(2)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        typer.echo(f"error: invalid {where or 'input'}: {first['msg']}", err=True)
+        sys.exit(2)
+    except OSError as e:
+        typer.echo(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
+        sys.exit(2)

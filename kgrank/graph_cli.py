@@ -1,0 +1,135 @@
+"""`kgrank graph …`: load a processed dataset into a graph and look at relation paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, embedded_path_for, settings_for
+from services.core.atomic import write_json
+from services.core.errors import RequestError
+from services.graph_loader.dataset import ProcessedDataset
+from services.graph_loader.embedded import EmbeddedGraph
+from services.graph_loader.loader import LoadReport, load_graph
+from services.graph_loader.neo4j_connection import open_driver
+from services.graph_loader.neo4j_writer import Neo4jGraphWriter
+from services.ranker.paths import HistoryCutoff, PathConfig, PathRequest, UserPaths
+from services.ranker.paths.open import open_path_source
+from services.ranker.paths.render import candidate_letter, path_cypher, path_text, rating_text
+
+graph_app = typer.Typer(help="Build the knowledge graph and query relation paths.", no_args_is_help=True)
+
+
+@graph_app.command("load")
+def load(
+    data: DataDir,
+    neo4j_uri: Neo4jUri = None,
+    embedded: EmbeddedPath = None,
+    split: Annotated[
+        Literal["train", "all"],
+        typer.Option(help="train: leave val/test interactions out (for evaluation without leakage)."),
+    ] = "all",
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Rows per transaction.")] = 5000,
+    report: Annotated[Path | None, typer.Option(help="Where to write the JSON load report.")] = None,
+) -> None:
+    """Write DATA's graph (constraints, then batched MERGE); re-running changes nothing."""
+    dataset = ProcessedDataset.load(data)
+    settings = settings_for(neo4j_uri)
+    if settings.neo4j_uri:
+        driver = open_driver(settings)
+        try:
+            writer = Neo4jGraphWriter(driver, database=settings.neo4j_database)
+            result = load_graph(
+                dataset, writer, target=f"neo4j {settings.neo4j_uri}", split=split, batch_size=batch_size
+            )
+        finally:
+            driver.close()
+    else:
+        result = load_embedded(dataset, embedded_path_for(data, embedded), split=split, batch_size=batch_size)
+    report_path = report or data / f"graph-load-{'neo4j' if settings.neo4j_uri else 'embedded'}.json"
+    write_json(report_path, result.model_dump(mode="json"))
+    counts = result.counts
+    typer.echo(
+        f"loaded {result.dataset} ({result.split}) into {result.target} in {result.seconds:.1f} s: "
+        f"{sum(counts.nodes.values()):,} nodes, {sum(counts.relationships.values()):,} relationships"
+        f"{' (replaced a different earlier load)' if result.wiped_previous else ''}"
+    )
+    typer.echo(f"report: {report_path}")
+
+
+def load_embedded(
+    dataset: ProcessedDataset, path: Path, *, split: Literal["train", "all"], batch_size: int = 5000
+) -> LoadReport:
+    graph = EmbeddedGraph(path)
+    try:
+        return load_graph(dataset, graph, target=f"embedded {path}", split=split, batch_size=batch_size)
+    finally:
+        graph.close()
+
+
+@graph_app.command("paths")
+def paths(
+    data: DataDir,
+    user: Annotated[str, typer.Option(help="User id as in the raw data.")],
+    candidates: Annotated[str, typer.Option(help="Comma-separated candidate item ids.")],
+    neo4j_uri: Neo4jUri = None,
+    embedded: EmbeddedPath = None,
+    history_length: Annotated[int, typer.Option(min=1, max=200)] = 20,
+    max_hops: Annotated[int, typer.Option(min=1, max=3)] = 2,
+    max_paths: Annotated[
+        int, typer.Option(min=1, max=100, help="Paths kept per (history, candidate) pair.")
+    ] = 3,
+    cutoff_ts: Annotated[
+        int | None, typer.Option(help="Only history strictly before this timestamp.")
+    ] = None,
+    cypher: Annotated[bool, typer.Option(help="Also print a Neo4j Browser query per path.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Print a user's recent history and the relation paths from it to each candidate."""
+    dataset = ProcessedDataset.load(data)
+    candidate_ids = tuple(c.strip() for c in candidates.split(",") if c.strip())
+    if not candidate_ids:
+        raise RequestError("--candidates needs at least one item id")
+    request = PathRequest(
+        user_id=user,
+        candidates=candidate_ids,
+        cutoff=HistoryCutoff(timestamp=cutoff_ts) if cutoff_ts is not None else None,
+    )
+    config = PathConfig(history_length=history_length, max_hops=max_hops, max_paths_per_pair=max_paths)
+    with open_path_source(
+        settings_for(neo4j_uri),
+        dataset=dataset.name,
+        data_hash=dataset.manifest.data_hash,
+        schema=dataset.schema,
+        embedded_path=embedded_path_for(data, embedded),
+        config=config,
+    ) as source:
+        (result,) = source.fetch([request])
+    if as_json:
+        typer.echo(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        return
+    typer.echo(describe_paths(result, dataset=dataset, with_cypher=cypher))
+
+
+def describe_paths(result: UserPaths, *, dataset: ProcessedDataset, with_cypher: bool) -> str:
+    lines = [
+        f"user {result.user_id}: "
+        + (
+            f"{len(result.history)} recent history items"
+            if result.known_user
+            else "unknown user (cold start)"
+        )
+    ]
+    lines += [f"  ({n}) {item.title}" for n, item in enumerate(result.history, start=1)]
+    for position, candidate in enumerate(result.candidates):
+        found = result.paths_to(candidate.item_id)
+        lines.append(f"({candidate_letter(position)}) {candidate.title}: {len(found)} path(s)")
+        for path in found:
+            rating = rating_text(result, path.history_item)
+            lines.append(f"    {rating + ' ' if rating else ''}{path_text(result, path)}")
+            if with_cypher:
+                lines.append(f"      {path_cypher(path, dataset=dataset.name, schema=dataset.schema)}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""kgrank services: graph_loader (data and graph), ranker (paths, scoring), api (HTTP)."""

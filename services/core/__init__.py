@@ -1,0 +1,1 @@
+"""Pieces every layer shares: the error hierarchy, settings, the Cypher library, atomic writes."""

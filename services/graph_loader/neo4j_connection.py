@@ -1,0 +1,60 @@
+"""Open a Neo4j driver and turn connection failures into one clear error naming the setting to fix."""
+
+from __future__ import annotations
+
+import logging
+
+import neo4j
+from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceUnavailable
+
+from services.core.errors import ConfigError, GraphAuthError, GraphError, GraphUnavailableError
+from services.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+BOLT_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+
+
+def open_driver(settings: Settings) -> neo4j.Driver:
+    """A connected driver for `settings.neo4j_uri`; raises a GraphError leaf when it cannot connect."""
+    uri = settings.neo4j_uri
+    if not uri:
+        raise ConfigError("no Neo4j URI configured (set KGRANK_NEO4J_URI or pass --neo4j-uri)")
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    if scheme not in BOLT_SCHEMES:
+        raise ConfigError(
+            f"invalid Neo4j URI {uri!r} (KGRANK_NEO4J_URI): use one of {', '.join(BOLT_SCHEMES)}://"
+        )
+    password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
+    auth = (settings.neo4j_user, password) if password is not None else None
+    try:
+        driver = neo4j.GraphDatabase.driver(
+            uri,
+            auth=auth,
+            connection_timeout=settings.neo4j_timeout_s,
+            connection_acquisition_timeout=settings.neo4j_timeout_s,
+            notifications_min_severity="OFF",
+            # Transient errors are retried, but never for longer than a request may wait.
+            max_transaction_retry_time=settings.neo4j_timeout_s,
+        )
+    except (ConfigurationError, ValueError) as e:
+        raise ConfigError(f"invalid Neo4j URI {uri!r} (KGRANK_NEO4J_URI): {e}") from e
+    try:
+        driver.verify_connectivity()
+        driver.execute_query("RETURN 1", database_=settings.neo4j_database)
+    except AuthError as e:
+        driver.close()
+        raise GraphAuthError(
+            f"Neo4j at {uri} refused user {settings.neo4j_user!r}: check KGRANK_NEO4J_USER and "
+            "KGRANK_NEO4J_PASSWORD",
+            uri=uri,
+        ) from e
+    except (ServiceUnavailable, OSError) as e:
+        driver.close()
+        raise GraphUnavailableError(
+            f"cannot reach Neo4j at {uri} (KGRANK_NEO4J_URI): {e}; is it running? (`make neo4j-up`)", uri=uri
+        ) from e
+    except Neo4jError as e:
+        driver.close()
+        raise GraphError(f"Neo4j at {uri} rejected a test query: {e.message}", uri=uri) from e
+    return driver

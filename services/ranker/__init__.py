@@ -1,0 +1,1 @@
+"""Ranking: relation paths, preference pruning, prompts, scorers."""

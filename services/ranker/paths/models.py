@@ -1,0 +1,136 @@
+"""Typed relation paths: what the graph returns for (user, candidates), for every backend alike."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.core.errors import RequestError
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PathConfig(_Frozen):
+    """How much of the graph a request looks at."""
+
+    history_length: int = Field(default=20, ge=1, le=200, description="last N history items")
+    # 2 reaches shared attributes and direct item links; 3 adds attribute -> item -> link detours.
+    # Beyond 3 the number of paths explodes through hub attributes (a genre joins most items).
+    max_hops: int = Field(default=2, ge=1, le=3, description="path length bound in hops")
+    max_paths_per_pair: int = Field(
+        default=10, ge=1, le=100, description="kept per (history, candidate) pair"
+    )
+
+    @property
+    def left_hops(self) -> int:
+        """Hops expanded from the history side; the other side expands `right_hops` and they meet."""
+        return (self.max_hops + 1) // 2
+
+    @property
+    def right_hops(self) -> int:
+        return self.max_hops // 2
+
+
+class HistoryCutoff(_Frozen):
+    """Only history strictly before position (timestamp, item_idx) in the (timestamp, item) order.
+
+    item_idx = 0 (the padding id) keeps exactly the events with a smaller timestamp.
+    """
+
+    timestamp: int
+    item_idx: int = Field(default=0, ge=0)
+
+
+class PathRequest(_Frozen):
+    user_id: str = Field(min_length=1)
+    candidates: tuple[str, ...] = Field(min_length=1)
+    cutoff: HistoryCutoff | None = None
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique(cls, candidates: tuple[str, ...]) -> tuple[str, ...]:
+        duplicates = sorted({c for c in candidates if candidates.count(c) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate candidate ids: {duplicates}")
+        return candidates
+
+
+class PathNode(_Frozen):
+    label: str
+    key: str
+    title: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.title or self.key
+
+
+class Hop(_Frozen):
+    """One relationship of a path; `forward` when it points from the node before it to the node after."""
+
+    type: str
+    forward: bool
+
+
+class RelationPath(_Frozen):
+    """nodes[0] is a history item, nodes[-1] a candidate; hops[i] joins nodes[i] and nodes[i + 1]."""
+
+    nodes: tuple[PathNode, ...]
+    hops: tuple[Hop, ...]
+
+    @property
+    def history_item(self) -> str:
+        return self.nodes[0].key
+
+    @property
+    def candidate(self) -> str:
+        return self.nodes[-1].key
+
+    @property
+    def length(self) -> int:
+        return len(self.hops)
+
+
+class HistoryItem(_Frozen):
+    item_id: str
+    title: str
+    rating: float | None
+    timestamp: int
+
+
+class CandidateItem(_Frozen):
+    item_id: str
+    title: str
+
+
+class UserPaths(_Frozen):
+    """A user's recent history (oldest first), the candidates in request order, and the paths between them.
+
+    `paths` are ordered by candidate position, then history position, then the canonical path order.
+    """
+
+    user_id: str
+    known_user: bool
+    history: tuple[HistoryItem, ...]
+    candidates: tuple[CandidateItem, ...]
+    paths: tuple[RelationPath, ...]
+
+    def paths_to(self, candidate: str) -> tuple[RelationPath, ...]:
+        return tuple(path for path in self.paths if path.candidate == candidate)
+
+
+class PathSource(Protocol):
+    """Relation paths for a batch of requests in one graph round trip (Neo4j or embedded)."""
+
+    config: PathConfig
+
+    def fetch(self, requests: Sequence[PathRequest]) -> list[UserPaths]: ...
+
+
+def check_request_batch(requests: Sequence[PathRequest]) -> None:
+    if not requests:
+        raise RequestError("a path fetch needs at least one request")

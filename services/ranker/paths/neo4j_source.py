@@ -1,0 +1,90 @@
+"""Relation paths from Neo4j: `cypher/paths.cypher`, one round trip for a whole batch of requests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import neo4j
+from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
+
+from services.core.cypher import CypherLibrary, cypher_library
+from services.core.errors import GraphError, GraphUnavailableError
+from services.graph_loader.schema import GraphSchema
+from services.ranker.paths.assemble import assemble_user_paths
+from services.ranker.paths.models import (
+    CandidateItem,
+    HistoryItem,
+    PathConfig,
+    PathRequest,
+    RelationPath,
+    UserPaths,
+    check_request_batch,
+)
+
+
+class Neo4jPathSource:
+    def __init__(
+        self,
+        driver: neo4j.Driver,
+        *,
+        database: str,
+        dataset: str,
+        schema: GraphSchema,
+        config: PathConfig | None = None,
+        library: CypherLibrary | None = None,
+    ) -> None:
+        self.config = config or PathConfig()
+        self._driver = driver
+        self._database = database
+        self._dataset = dataset
+        self._schema = schema
+        self._query = (library or cypher_library()).render(
+            "paths", left_hops=self.config.left_hops, right_hops=self.config.right_hops
+        )
+
+    def fetch(self, requests: Sequence[PathRequest]) -> list[UserPaths]:
+        check_request_batch(requests)
+        parameters = {
+            "dataset": self._dataset,
+            "history_length": self.config.history_length,
+            "path_types": list(self._schema.path_types),
+            "requests": [_request_parameters(request) for request in requests],
+        }
+        try:
+            records, _, _ = self._driver.execute_query(
+                self._query,
+                parameters_=parameters,
+                database_=self._database,
+                routing_=neo4j.RoutingControl.READ,
+            )
+        except (ServiceUnavailable, SessionExpired) as e:
+            raise GraphUnavailableError(f"Neo4j is unreachable: {e}") from e
+        except Neo4jError as e:
+            raise GraphError(f"Neo4j rejected the path query: {e.message}") from e
+        rows = {record["request"]: record for record in records}
+        return [self._user_paths(request, rows[index]) for index, request in enumerate(requests)]
+
+    def _user_paths(self, request: PathRequest, row: Any) -> UserPaths:
+        history_rows = sorted(row["history"], key=lambda h: (h["ts"], h["idx"]))
+        return assemble_user_paths(
+            request,
+            known_user=row["known_user"],
+            history=[
+                HistoryItem(item_id=h["id"], title=h["title"], rating=h["rating"], timestamp=h["ts"])
+                for h in history_rows
+            ],
+            candidates={c["id"]: CandidateItem(item_id=c["id"], title=c["title"]) for c in row["candidates"]},
+            paths=[RelationPath.model_validate(path) for path in row["paths"]],
+            schema=self._schema,
+            config=self.config,
+        )
+
+
+def _request_parameters(request: PathRequest) -> dict[str, Any]:
+    return {
+        "user_id": request.user_id,
+        "candidates": list(request.candidates),
+        "cutoff_ts": request.cutoff.timestamp if request.cutoff else None,
+        "cutoff_item_idx": request.cutoff.item_idx if request.cutoff else 0,
+    }

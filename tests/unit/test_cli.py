@@ -1,0 +1,120 @@
+"""The CLI end to end in a subprocess: real exit codes, one `error:` line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def kgrank(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")} | (env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "kgrank", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+        check=False,
+    )
+
+
+def assert_one_error(result: subprocess.CompletedProcess[str], pattern: str) -> None:
+    import re
+
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert re.search(pattern, errors[0]), errors[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory, ml_raw: Path) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "data"
+    result = kgrank("data", "prepare", "--dataset", "ml-latest-small", "--raw", ml_raw, "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_prepare_reports_and_writes_stats(prepared: Path) -> None:
+    stats = json.loads((prepared / "stats.json").read_text())
+    assert stats["users"] > 0 and stats["items"] > 0 and stats["interactions"] > 0
+    assert (prepared / "manifest.json").is_file()
+
+
+def test_load_then_paths(prepared: Path) -> None:
+    load = kgrank("graph", "load", "--data", prepared)
+    assert load.returncode == 0, load.stderr
+    assert "loaded ml-latest-small (all) into embedded" in load.stdout
+    report = json.loads((prepared / "graph-load-embedded.json").read_text())
+    assert report["counts"]["nodes"]["User"] == json.loads((prepared / "stats.json").read_text())["users"]
+
+    items = [json.loads(line)["id"] for line in (prepared / "items.jsonl").read_text().splitlines()]
+    users = (prepared / "users.csv").read_text().splitlines()[1:]
+    user = users[0].split(",")[1]
+    shown = kgrank(
+        "graph", "paths", "--data", prepared, "--user", user, "--candidates", ",".join(items[:5]), "--cypher"
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"user {user}: " in shown.stdout
+    assert "(A) " in shown.stdout and "MATCH p = " in shown.stdout
+
+    as_json = kgrank("graph", "paths", "--data", prepared, "--user", user, "--candidates", items[0], "--json")
+    assert json.loads(as_json.stdout)["candidates"][0]["item_id"] == items[0]
+
+    unknown = kgrank("graph", "paths", "--data", prepared, "--user", user, "--candidates", f"{items[0]},nope")
+    assert_one_error(unknown, r"unknown item ids: \['nope'\]")
+    duplicate = kgrank(
+        "graph", "paths", "--data", prepared, "--user", user, "--candidates", f"{items[0]},{items[0]}"
+    )
+    assert_one_error(duplicate, "duplicate candidate ids")
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["data", "prepare", "--dataset", "ml-latest-small", "--raw", "/nonexistent", "--out", "/tmp/x"],
+         r"/nonexistent/ratings\.csv: file not found"),
+        (["graph", "load", "--data", "/nonexistent"], "not a processed dataset"),
+    ],
+)  # fmt: skip
+def test_bad_paths(args: list[str], pattern: str) -> None:
+    assert_one_error(kgrank(*args), pattern)
+
+
+def test_unknown_dataset_kind_is_a_usage_error() -> None:
+    result = kgrank("data", "prepare", "--dataset", "imdb", "--raw", "/tmp", "--out", "/tmp/x")
+    assert result.returncode == 2
+    assert "Invalid value for '--dataset'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_paths_before_load(prepared: Path, tmp_path: Path) -> None:
+    result = kgrank("graph", "paths", "--data", prepared, "--embedded", tmp_path / "none.sqlite", "--user", "1",
+                    "--candidates", "1")  # fmt: skip
+    assert_one_error(result, "no embedded graph at .*run `kgrank graph load` first")
+
+
+def test_unreachable_and_invalid_neo4j(prepared: Path) -> None:
+    assert_one_error(
+        kgrank("graph", "load", "--data", prepared, "--neo4j-uri", "bolt://127.0.0.1:1"),
+        r"cannot reach Neo4j at bolt://127\.0\.0\.1:1 \(KGRANK_NEO4J_URI\)",
+    )
+    assert_one_error(
+        kgrank("graph", "load", "--data", prepared, "--neo4j-uri", "http://127.0.0.1:7474"),
+        r"invalid Neo4j URI 'http://127\.0\.0\.1:7474'",
+    )
+
+
+def test_help_of_every_command() -> None:
+    for command in (["--help"], ["data", "prepare", "--help"], ["graph", "load", "--help"],
+                    ["graph", "paths", "--help"], ["demo", "--help"]):  # fmt: skip
+        result = kgrank(*command)
+        assert result.returncode == 0, result.stderr
+        assert "Usage:" in result.stdout

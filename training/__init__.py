@@ -1,0 +1,1 @@
+"""Training jobs: retriever, path export, preference module, ranker fine-tuning, evaluation."""
