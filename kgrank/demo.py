@@ -15,6 +15,7 @@ from services.graph_loader.prepare import prepare_dataset
 from services.graph_loader.sample_data import locate_sample_data
 from services.ranker.paths import HistoryCutoff, PathConfig, PathRequest
 from services.ranker.paths.open import open_path_source
+from services.ranker.paths.render import candidate_letter, path_cypher
 
 
 def demo(
@@ -27,7 +28,9 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its data and graph.")] = Path(
         ".kgrank/demo"
     ),
-    candidates: Annotated[int, typer.Option(min=2, max=20, help="How many candidates to rank.")] = 10,
+    candidates: Annotated[
+        int, typer.Option(min=2, max=20, help="How many candidates to show paths for.")
+    ] = 10,
 ) -> None:
     """Prepare ml-latest-small, build the embedded graph, show relation paths for a sample user."""
     raw_dir, source = locate_sample_data(raw, workdir)
@@ -47,7 +50,7 @@ def demo(
     report = load_embedded(dataset, graph_path, split="all")
     typer.echo(f"embedded graph: {graph_path} ({sum(report.counts.relationships.values()):,} relationships)")
 
-    request = sample_request(dataset, candidates)
+    request, held_out = sample_request(dataset, candidates)
     with open_path_source(
         Settings(neo4j_uri=None),
         dataset=dataset.name,
@@ -58,7 +61,14 @@ def demo(
     ) as paths:
         (result,) = paths.fetch([request])
     typer.echo("")
-    typer.echo(describe_paths(result, dataset=dataset, with_cypher=False))
+    typer.echo(describe_paths(result, dataset=dataset, with_cypher=False, shown_per_candidate=2))
+    position = request.candidates.index(held_out)
+    held_out_title = result.candidates[position].title
+    typer.echo(f"\nThe user's real next item (held out): ({candidate_letter(position)}) {held_out_title}")
+    if result.paths:
+        first = result.paths[0]
+        typer.echo("\nOpen the first path in Neo4j Browser (after `kgrank graph load --neo4j-uri …`):")
+        typer.echo(f"  {path_cypher(first, dataset=dataset.name, schema=dataset.schema)}")
     write_json(
         workdir / "demo.json",
         {"source": source, "request": request.model_dump(), "paths": result.model_dump()},
@@ -66,8 +76,8 @@ def demo(
     typer.echo(f"\nfull result: {workdir / 'demo.json'}")
 
 
-def sample_request(dataset: ProcessedDataset, size: int) -> PathRequest:
-    """The first user's held-out test item among the most popular items they have not seen.
+def sample_request(dataset: ProcessedDataset, size: int) -> tuple[PathRequest, str]:
+    """The first user's held-out test item among the most popular items they have not seen, and its id.
 
     The cutoff keeps the test event (and anything after it) out of the history the paths start from.
     """
@@ -78,8 +88,9 @@ def sample_request(dataset: ProcessedDataset, size: int) -> PathRequest:
     seen = set(events["item"].tolist())
     popular = [int(i) for i in frame["item"].value_counts(sort=True).index if int(i) not in seen]
     chosen = sorted([int(test["item"]), *popular[: size - 1]])
-    return PathRequest(
+    request = PathRequest(
         user_id=dataset.user_id(user_idx),
         candidates=tuple(dataset.item(idx).id for idx in chosen),
         cutoff=HistoryCutoff(timestamp=int(test["timestamp"]), item_idx=int(test["item"])),
     )
+    return request, dataset.item(int(test["item"])).id

@@ -114,7 +114,9 @@ def paths(
     typer.echo(describe_paths(result, dataset=dataset, with_cypher=cypher))
 
 
-def describe_paths(result: UserPaths, *, dataset: ProcessedDataset, with_cypher: bool) -> str:
+def describe_paths(
+    result: UserPaths, *, dataset: ProcessedDataset, with_cypher: bool, shown_per_candidate: int | None = None
+) -> str:
     lines = [
         f"user {result.user_id}: "
         + (
@@ -127,9 +129,11 @@ def describe_paths(result: UserPaths, *, dataset: ProcessedDataset, with_cypher:
     for position, candidate in enumerate(result.candidates):
         found = result.paths_to(candidate.item_id)
         lines.append(f"({candidate_letter(position)}) {candidate.title}: {len(found)} path(s)")
-        for path in found:
+        for path in found[:shown_per_candidate]:
             rating = rating_text(result, path.history_item)
             lines.append(f"    {rating + ' ' if rating else ''}{path_text(result, path)}")
             if with_cypher:
                 lines.append(f"      {path_cypher(path, dataset=dataset.name, schema=dataset.schema)}")
+        if shown_per_candidate is not None and len(found) > shown_per_candidate:
+            lines.append(f"    … and {len(found) - shown_per_candidate} more")
     return "\n".join(lines)

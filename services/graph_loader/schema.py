@@ -66,16 +66,12 @@ class GraphSchema(BaseModel):
 
     @property
     def path_types(self) -> tuple[str, ...]:
-        """Relationship types a relation path may use: every type except RATED."""
+        """Relationship types a relation path may use, every type except RATED, in tie-break order."""
         return (*self.attributes.values(), *self.links)
 
     @property
     def node_labels(self) -> tuple[str, ...]:
         return (USER_LABEL, ITEM_LABEL, *self.attributes)
-
-    def rank_of_type(self, rel_type: str) -> int:
-        """Position of a relationship type in the schema: the stable tie-break order of paths."""
-        return self.path_types.index(rel_type)
 
 
 def standard_schema(labels: list[str], links: tuple[str, ...] = ()) -> GraphSchema:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from services.core.errors import RequestError
@@ -61,11 +63,10 @@ def test_cypher_string_escapes() -> None:
 
 
 def test_path_cypher_refuses_labels_outside_the_schema() -> None:
-    bad = PATH.model_copy(
-        update={"nodes": (PATH.nodes[0], PathNode(label="Genre) DETACH DELETE (x", key="a"), PATH.nodes[2])}
-    )
+    injected = PathNode(label="Genre) DETACH DELETE (x", key="a")
+    bad = dataclasses.replace(PATH, nodes=(PATH.nodes[0], injected, PATH.nodes[2]))
     with pytest.raises(RequestError, match="not in the ml schema"):
         path_cypher(bad, dataset="ml", schema=SCHEMA)
-    bad = PATH.model_copy(update={"hops": (Hop(type="RATED", forward=True), PATH.hops[1])})
+    bad = dataclasses.replace(PATH, hops=(Hop(type="RATED", forward=True), PATH.hops[1]))
     with pytest.raises(RequestError, match="relationship type 'RATED'"):
         path_cypher(bad, dataset="ml", schema=SCHEMA)

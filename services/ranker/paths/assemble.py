@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from services.core.errors import UnknownItemsError
 from services.graph_loader.schema import GraphSchema
@@ -16,7 +16,7 @@ from services.ranker.paths.models import (
 )
 
 
-def path_order_key(path: RelationPath, schema: GraphSchema) -> tuple[object, ...]:
+def path_order_key(path: RelationPath, type_rank: Mapping[str, int]) -> tuple[object, ...]:
     """Shorter first, then relationship types in schema order, forward before backward, then node keys.
 
     This is a total order: two paths with equal keys have the same nodes, types and directions, and the
@@ -24,7 +24,7 @@ def path_order_key(path: RelationPath, schema: GraphSchema) -> tuple[object, ...
     """
     return (
         path.length,
-        tuple(schema.rank_of_type(hop.type) for hop in path.hops),
+        tuple(type_rank[hop.type] for hop in path.hops),
         tuple(not hop.forward for hop in path.hops),
         tuple((node.label, node.key) for node in path.nodes),
     )
@@ -45,12 +45,13 @@ def assemble_user_paths(
         raise UnknownItemsError(f"unknown item ids: {missing}", item_ids=missing, user_id=request.user_id)
     history_position = {item.item_id: position for position, item in enumerate(history)}
     candidate_position = {item_id: position for position, item_id in enumerate(request.candidates)}
+    type_rank = {rel_type: rank for rank, rel_type in enumerate(schema.path_types)}
     ordered = sorted(
         paths,
         key=lambda p: (
             candidate_position[p.candidate],
             history_position[p.history_item],
-            path_order_key(p, schema),
+            path_order_key(p, type_rank),
         ),
     )
     kept: list[RelationPath] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -59,7 +60,10 @@ class PathRequest(_Frozen):
         return candidates
 
 
-class PathNode(_Frozen):
+# Paths are plain frozen dataclasses, not pydantic models: a request carries hundreds of them and
+# building validated models was most of its cost. They come only from kgrank's own graph queries.
+@dataclass(frozen=True, slots=True)
+class PathNode:
     label: str
     key: str
     title: str | None = None
@@ -69,14 +73,16 @@ class PathNode(_Frozen):
         return self.title or self.key
 
 
-class Hop(_Frozen):
+@dataclass(frozen=True, slots=True)
+class Hop:
     """One relationship of a path; `forward` when it points from the node before it to the node after."""
 
     type: str
     forward: bool
 
 
-class RelationPath(_Frozen):
+@dataclass(frozen=True, slots=True)
+class RelationPath:
     """nodes[0] is a history item, nodes[-1] a candidate; hops[i] joins nodes[i] and nodes[i + 1]."""
 
     nodes: tuple[PathNode, ...]

@@ -15,7 +15,9 @@ from services.ranker.paths.assemble import assemble_user_paths
 from services.ranker.paths.models import (
     CandidateItem,
     HistoryItem,
+    Hop,
     PathConfig,
+    PathNode,
     PathRequest,
     RelationPath,
     UserPaths,
@@ -75,7 +77,13 @@ class Neo4jPathSource:
                 for h in history_rows
             ],
             candidates={c["id"]: CandidateItem(item_id=c["id"], title=c["title"]) for c in row["candidates"]},
-            paths=[RelationPath.model_validate(path) for path in row["paths"]],
+            paths=[
+                RelationPath(
+                    nodes=tuple(PathNode(n["label"], n["key"], n["title"]) for n in path["nodes"]),
+                    hops=tuple(Hop(h["type"], h["forward"]) for h in path["hops"]),
+                )
+                for path in row["paths"]
+            ],
             schema=self._schema,
             config=self.config,
         )

@@ -1,0 +1,69 @@
+"""Shared benchmark plumbing: settings, the real dataset, percentiles, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from services.core.settings import Settings
+from services.graph_loader.dataset import ProcessedDataset
+from services.graph_loader.prepare import prepare_dataset
+from services.graph_loader.sample_data import SHARED_DATA
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BENCH_DATASET = "bench-ml-latest-small"
+
+
+def neo4j_settings() -> Settings:
+    settings = Settings()
+    if not settings.neo4j_uri:
+        sys.exit("benchmarks need Neo4j: `make neo4j-up` then `source .neo4j/env` (or set KGRANK_NEO4J_*)")
+    return settings
+
+
+def real_dataset(workdir: Path) -> ProcessedDataset:
+    raw = Path(os.environ.get("KGRANK_DATA_DIR", SHARED_DATA)) / "ml-latest-small"
+    if not (raw / "ratings.csv").is_file():
+        sys.exit(f"no ml-latest-small at {raw} (set KGRANK_DATA_DIR to the folder holding it)")
+    return prepare_dataset("ml-latest-small", raw, workdir / "data", name=BENCH_DATASET)
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+    return {"p50": round(statistics.median(ordered), 3), "p95": at(0.95), "p99": at(0.99), "n": len(ordered)}
+
+
+def environment(neo4j_version: str) -> dict[str, Any]:
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "python": platform.python_version(),
+        "neo4j_server": neo4j_version,
+        "neo4j_driver": version("neo4j"),
+        "neo4j_rust_ext": version("neo4j-rust-ext"),
+        "kgrank": version("kgrank"),
+    }
+
+
+def write_results(name: str, payload: dict[str, Any], markdown: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / f"{name}.md").write_text(markdown, encoding="utf-8")
+    print(markdown)
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
