@@ -44,7 +44,7 @@ def neo4j_settings() -> Settings:
     try:
         open_driver(settings).close()
     except GraphError as e:
-        unavailable(f"Neo4j not usable at {settings.neo4j_uri}: {e.message} (start it: make neo4j-up)")
+        unavailable(f"Neo4j not usable at {settings.neo4j_uri}: {e.message}")
     return settings
 
 
