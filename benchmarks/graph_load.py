@@ -18,8 +18,6 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-import neo4j
-
 from benchmarks.common import (
     BENCH_DATASET,
     environment,
@@ -28,7 +26,6 @@ from benchmarks.common import (
     real_dataset,
     write_results,
 )
-from services.core.cypher import cypher_library
 from services.graph_loader.loader import batches, load_graph
 from services.graph_loader.neo4j_connection import open_driver
 from services.graph_loader.neo4j_writer import Neo4jGraphWriter
@@ -36,12 +33,6 @@ from services.graph_loader.records import LoadMeta, graph_parts
 
 FRESH_RUNS = 3
 SAMPLE_FRACTION = 0.025
-
-
-def wipe(driver: neo4j.Driver, database: str) -> None:
-    with driver.session(database=database) as session:
-        session.run(cypher_library()["dataset_wipe"], dataset=BENCH_DATASET).consume()
-        session.run("MATCH (d:KgrankDataset {name: $name}) DELETE d", name=BENCH_DATASET).consume()
 
 
 def main() -> None:
@@ -54,13 +45,13 @@ def main() -> None:
 
     fresh = []
     for _ in range(FRESH_RUNS):
-        wipe(driver, database)
+        writer.drop(BENCH_DATASET)
         fresh.append(load_graph(dataset, writer, target="neo4j").seconds)
     reload = load_graph(dataset, writer, target="neo4j")
     batched = statistics.median(fresh)
 
     # Reference: one round trip per row, on a proportional sample of each part.
-    wipe(driver, database)
+    writer.drop(BENCH_DATASET)
     rng = random.Random(0)
     meta = LoadMeta(
         dataset=BENCH_DATASET,
@@ -90,7 +81,7 @@ def main() -> None:
             }
         )
     reference = sum(p["extrapolated_s"] for p in per_part)
-    wipe(driver, database)
+    writer.drop(BENCH_DATASET)
     server = driver.execute_query("CALL dbms.components() YIELD versions")[0][0]["versions"][0]
     driver.close()
 

@@ -64,16 +64,15 @@ def dataset_name() -> str:
 
 
 @pytest.fixture
-def neo4j_cleanup(neo4j_driver) -> Iterator[list[str]]:
-    """Register dataset names here; their nodes are deleted after the test."""
-    from services.core.cypher import cypher_library
+def neo4j_cleanup(neo4j_driver, neo4j_settings: Settings) -> Iterator[list[str]]:
+    """Register dataset names here; they are dropped from Neo4j after the test."""
+    from services.graph_loader.neo4j_writer import Neo4jGraphWriter
 
     names: list[str] = []
     yield names
+    writer = Neo4jGraphWriter(neo4j_driver, database=neo4j_settings.neo4j_database)
     for name in names:
-        with neo4j_driver.session() as session:
-            session.run(cypher_library()["dataset_wipe"], dataset=name).consume()
-            session.run("MATCH (d:KgrankDataset {name: $name}) DELETE d", name=name).consume()
+        writer.drop(name)
 
 
 @pytest.fixture(scope="session")

@@ -199,6 +199,11 @@ class EmbeddedGraph:
         if not updated:
             raise GraphError(f"the load of {meta.dataset} was replaced by another load while running")
 
+    def drop(self, dataset: str) -> None:
+        with self._transaction() as db:
+            _wipe(db, dataset)
+            db.execute("DELETE FROM datasets WHERE name = ?", (dataset,))
+
     def counts(self, dataset: str) -> GraphCounts:
         nodes = self._read("SELECT label, count(*) FROM nodes WHERE dataset = ? GROUP BY label", (dataset,))
         relationships = self._read(

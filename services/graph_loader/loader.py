@@ -34,6 +34,10 @@ class GraphWriter(Protocol):
 
     def complete_load(self, meta: LoadMeta) -> None: ...
 
+    def drop(self, dataset: str) -> None:
+        """Remove every node, relationship and the load record of `dataset`."""
+        ...
+
     def counts(self, dataset: str) -> GraphCounts: ...
 
 

@@ -50,6 +50,10 @@ class Neo4jGraphWriter:
         if not self._query(self._cypher["dataset_complete"], dataset=meta.dataset, data_hash=meta.data_hash):
             raise GraphError(f"the load of {meta.dataset} was replaced by another load while running")
 
+    def drop(self, dataset: str) -> None:
+        self._run(self._cypher["dataset_wipe"], dataset=dataset)
+        self._query(self._cypher["dataset_forget"], dataset=dataset)
+
     def counts(self, dataset: str) -> GraphCounts:
         nodes = self._query(self._cypher["count_nodes"], dataset=dataset)
         relationships = self._query(self._cypher["count_relationships"], dataset=dataset)

@@ -52,3 +52,20 @@ class GraphWriterContract:
         report = load_graph(dataset, writer, target="test", progress=False)
         assert not report.wiped_previous
         assert report.counts == expected_counts(parts)
+
+    def test_drop_removes_the_dataset_only(
+        self, writer: GraphWriter, dataset: ProcessedDataset, tmp_path
+    ) -> None:
+        from tests.fixtures.toy import toy_dataset
+
+        other, _ = toy_dataset(tmp_path, name=f"{dataset.name}-other")
+        load_graph(dataset, writer, target="test", progress=False)
+        kept = load_graph(other, writer, target="test", progress=False)
+        try:
+            writer.drop(dataset.name)
+            assert writer.counts(dataset.name).nodes == {}
+            assert writer.counts(dataset.name).relationships == {}
+            assert writer.counts(other.name) == kept.counts
+            assert not load_graph(dataset, writer, target="test", progress=False).wiped_previous
+        finally:
+            writer.drop(other.name)

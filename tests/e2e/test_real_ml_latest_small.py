@@ -37,16 +37,14 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, real_ml_dir: Path) -> tup
 
 @pytest.fixture(scope="module")
 def neo4j_env(neo4j_settings: Settings, prepared: tuple[Path, str]) -> Iterator[dict[str, str]]:
-    from services.core.cypher import cypher_library
+    from services.graph_loader.neo4j_writer import Neo4jGraphWriter
 
     env = {"KGRANK_NEO4J_URI": neo4j_settings.neo4j_uri or "", "KGRANK_NEO4J_USER": neo4j_settings.neo4j_user}
     if neo4j_settings.neo4j_password:
         env["KGRANK_NEO4J_PASSWORD"] = neo4j_settings.neo4j_password.get_secret_value()
     yield env
     driver = open_driver(neo4j_settings)
-    with driver.session() as session:
-        session.run(cypher_library()["dataset_wipe"], dataset=prepared[1]).consume()
-        session.run("MATCH (d:KgrankDataset {name: $name}) DELETE d", name=prepared[1]).consume()
+    Neo4jGraphWriter(driver, database=neo4j_settings.neo4j_database).drop(prepared[1])
     driver.close()
 
 
