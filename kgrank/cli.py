@@ -10,7 +10,9 @@ from pydantic import ValidationError
 
 from kgrank.data_cli import data_app
 from kgrank.demo import demo
+from kgrank.evaluate_cli import evaluate
 from kgrank.graph_cli import graph_app
+from kgrank.train_cli import train_app
 from services.core.errors import KgrankError
 
 app = typer.Typer(
@@ -21,6 +23,8 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(graph_app, name="graph")
+app.add_typer(train_app, name="train")
+app.command("evaluate")(evaluate)
 app.command("demo")(demo)
 
 

@@ -58,6 +58,14 @@ class CypherLibraryError(KgrankError):
     """A named Cypher statement is missing or was asked for with an invalid slot value."""
 
 
+class ModelError(KgrankError):
+    """A model checkpoint or configuration cannot be used."""
+
+
+class ModelNotFoundError(ModelError):
+    """A checkpoint or model folder does not exist."""
+
+
 class RequestError(KgrankError):
     """A ranking or path request is invalid as a whole."""
 

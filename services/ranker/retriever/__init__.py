@@ -1,0 +1,1 @@
+"""Sequential retrievers (LRURec, SASRec, popularity): candidate generation for the ranker."""

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from services.core.errors import DatasetError, DatasetFormatError, ModelError, ModelNotFoundError
+from services.graph_loader.dataset import ProcessedDataset
+from services.graph_loader.prepare import prepare_dataset
+from services.graph_loader.sequences import user_sequences
+from services.ranker.candidates import CandidateSet
+from services.ranker.retriever.registry import load_checkpoint
+from services.ranker.retriever.retrieve import rank_all_items
+from training.retriever import RetrieverConfig, train_retriever, training_windows
+
+TINY = {"dim": 16, "max_len": 16, "batch_size": 8, "max_epochs": 3, "patience": 2}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory, ml_raw: Path) -> ProcessedDataset:
+    return prepare_dataset("ml-latest-small", ml_raw, tmp_path_factory.mktemp("retr") / "data")
+
+
+def test_windows_label_every_train_event_once(dataset: ProcessedDataset) -> None:
+    sequences = user_sequences(dataset)
+    windows = training_windows(sequences, max_len=5)
+    assert max(len(w) for w in windows) == 6
+    labels = Counter(int(i) for w in windows for i in w[1:])
+    expected = Counter(int(i) for u in range(1, sequences.users + 1) for i in sequences.train(u)[1:])
+    assert labels == expected
+
+
+@pytest.mark.parametrize("model", ["lrurec", "sasrec", "pop"])
+def test_training_writes_a_complete_run(dataset: ProcessedDataset, tmp_path: Path, model: str) -> None:
+    result = train_retriever(dataset, RetrieverConfig(model=model, **TINY), tmp_path, progress=False)
+    assert {p.name for p in tmp_path.iterdir()} >= {"checkpoint.pt", "training.json", "candidates-val.npz",
+                                                    "candidates-test.npz"}  # fmt: skip
+    assert 0 <= result.best_val_recall10 <= 1
+    for split in ("val", "test"):
+        candidates = CandidateSet.load(tmp_path / f"candidates-{split}.npz")
+        assert candidates.items.shape == (len(dataset.users), 50)
+        candidates.check_matches(dataset=dataset.name, data_hash=dataset.manifest.data_hash,
+                                 users=len(dataset.users), items=len(dataset.items))  # fmt: skip
+        finite = np.isfinite(candidates.scores)
+        assert (candidates.items[~finite] == 0).all() and (candidates.items[finite] > 0).all()
+        assert all(
+            (np.diff(row[ok]) <= 0).all() and ok[: ok.sum()].all()
+            for row, ok in zip(candidates.scores, finite, strict=True)
+        )
+        sequences = user_sequences(dataset)
+        for row, user in zip(candidates.items, candidates.users, strict=True):
+            assert not set(row.tolist()) & set(sequences.history(int(user), split).tolist())
+    restored, meta = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert meta["data_hash"] == dataset.manifest.data_hash
+    again = rank_all_items(restored, user_sequences(dataset), "test", max_len=16, top_k=50)
+    assert np.array_equal(again.top_items, CandidateSet.load(tmp_path / "candidates-test.npz").items)
+
+
+def test_same_seed_same_candidates(dataset: ProcessedDataset, tmp_path: Path) -> None:
+    for run in ("a", "b"):
+        train_retriever(dataset, RetrieverConfig(seed=3, **TINY), tmp_path / run, progress=False)
+    first, second = (CandidateSet.load(tmp_path / run / "candidates-test.npz") for run in ("a", "b"))
+    assert np.array_equal(first.items, second.items)
+
+
+def test_candidates_refuse_another_dataset(dataset: ProcessedDataset, tmp_path: Path) -> None:
+    train_retriever(dataset, RetrieverConfig(model="pop"), tmp_path, progress=False)
+    candidates = CandidateSet.load(tmp_path / "candidates-val.npz")
+    with pytest.raises(DatasetError, match=r"candidates were computed on .* retrain the retriever"):
+        candidates.check_matches(dataset=dataset.name, data_hash="0" * 64, users=len(dataset.users),
+                                 items=len(dataset.items))  # fmt: skip
+    with pytest.raises(DatasetError, match="outside"):
+        candidates.check_matches(dataset=dataset.name, data_hash=dataset.manifest.data_hash, users=3,
+                                 items=len(dataset.items))  # fmt: skip
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(DatasetFormatError, match="not a kgrank candidates file"):
+        CandidateSet.load(tmp_path / "junk.npz")
+    with pytest.raises(ModelNotFoundError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError, match="not a usable retriever checkpoint"):
+        load_checkpoint(tmp_path / "broken.pt")

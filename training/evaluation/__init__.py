@@ -1,0 +1,1 @@
+"""The paper's evaluation protocol: metrics, confidence intervals, paired comparisons, reports."""
