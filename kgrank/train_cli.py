@@ -10,7 +10,7 @@ import typer
 
 from kgrank.options import DataDir
 from services.graph_loader.dataset import ProcessedDataset
-from training.retriever import RetrieverConfig, train_retriever
+from training.retriever import RetrieverConfig, recompute_candidates, train_retriever
 
 train_app = typer.Typer(help="Train retrievers and rankers.", no_args_is_help=True)
 _DEFAULTS = {f.name: f.default for f in fields(RetrieverConfig)}
@@ -53,6 +53,18 @@ def retriever(
             f"{model} seed {seed}: best val R@10 {result.best_val_recall10:.4f} at epoch {result.best_epoch} "
             f"({result.epochs_run} epochs, {result.seconds:.0f} s, stopped: {result.stopped_by}) -> {run}"
         )
+
+
+@train_app.command("candidates")
+def candidates(
+    data: DataDir,
+    run: Annotated[Path, typer.Option(help="A retriever run folder (with checkpoint.pt).")],
+    top_k: Annotated[int, typer.Option(min=20, help="Candidates kept per user.")] = _DEFAULTS["top_k"],
+) -> None:
+    """Rewrite a run's candidates-{val,test}.npz from its checkpoint, e.g. with more candidates."""
+    metrics = recompute_candidates(ProcessedDataset.load(data), run, top_k=top_k)
+    recall = metrics["test"]["R@10"]
+    typer.echo(f"wrote {run / 'candidates-val.npz'} and candidates-test.npz (test R@10 {recall:.4f})")
 
 
 def parse_ints(text: str, *, option: str) -> list[int]:

@@ -24,11 +24,12 @@ import torch.nn.functional as F  # noqa: N812 - the usual name
 from tqdm import tqdm
 
 from services.core.atomic import write_json
+from services.core.errors import DatasetError
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.sequences import UserSequences, user_sequences
 from services.ranker.candidates import CandidateHeader, CandidateSet
 from services.ranker.retriever.base import Popularity
-from services.ranker.retriever.registry import build_retriever
+from services.ranker.retriever.registry import build_retriever, load_checkpoint
 from services.ranker.retriever.retrieve import FullRanking, left_pad, rank_all_items
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,11 @@ def recall_at(ranking: FullRanking, k: int) -> float:
     return float(np.mean(ranking.target_ranks <= k))
 
 
+def ndcg_at(ranking: FullRanking, k: int) -> float:
+    ranks = ranking.target_ranks
+    return float(np.mean(np.where(ranks <= k, 1.0 / np.log2(ranks + 1.0), 0.0)))
+
+
 def train_retriever(
     dataset: ProcessedDataset, config: RetrieverConfig, out: Path, *, progress: bool = True
 ) -> TrainingResult:
@@ -158,8 +164,10 @@ def train_retriever(
                 loss.backward()
                 optimizer.step()
                 losses.append(loss.item())
-            recall10 = recall_at(validate(model), 10)
+            ranking = validate(model)
+            recall10 = recall_at(ranking, 10)
             history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_R@10": recall10,
+                            "val_N@10": ndcg_at(ranking, 10),
                             "seconds": round(time.perf_counter() - started, 1)})  # fmt: skip
             if recall10 > best_recall:
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -211,15 +219,10 @@ def save_run(
     partial = out / ".checkpoint.pt.partial"
     torch.save(checkpoint, partial)
     partial.replace(out / "checkpoint.pt")
-    metrics = {}
-    for split in ("val", "test"):
-        ranking = rank_all_items(model, sequences, split, max_len=config.max_len or 0, top_k=config.top_k)
-        header = CandidateHeader(dataset=dataset.name, data_hash=dataset.manifest.data_hash, split=split,
-                                 retriever=config.model, seed=config.seed, top_k=config.top_k)  # fmt: skip
-        CandidateSet(header, ranking.users, ranking.top_items, ranking.top_scores).save(
-            out / f"candidates-{split}.npz"
-        )
-        metrics[split] = {f"R@{k}": recall_at(ranking, k) for k in (1, 5, 10, 20, 50)}
+    metrics = write_candidates(
+        model, dataset, sequences, out, retriever=config.model, seed=config.seed, max_len=config.max_len or 0,
+        top_k=config.top_k,
+    )  # fmt: skip
     write_json(
         out / "training.json",
         {
@@ -231,8 +234,47 @@ def save_run(
             "epochs_run": result.epochs_run,
             "stopped_by": result.stopped_by,
             "seconds": result.seconds,
-            "recall_over_all_items": metrics,
+            "metrics_over_all_items": metrics,
             "history": result.history,
         },
     )
     logger.info("%s seed %d: %s", config.model, config.seed, json.dumps(metrics["test"]))
+
+
+def write_candidates(
+    model: torch.nn.Module,
+    dataset: ProcessedDataset,
+    sequences: UserSequences,
+    out: Path,
+    *,
+    retriever: str,
+    seed: int,
+    max_len: int,
+    top_k: int,
+) -> dict[str, dict[str, float]]:
+    """candidates-{val,test}.npz for every user; returns the retriever's metrics over all items."""
+    metrics = {}
+    for split in ("val", "test"):
+        ranking = rank_all_items(model, sequences, split, max_len=max_len, top_k=top_k)
+        header = CandidateHeader(dataset=dataset.name, data_hash=dataset.manifest.data_hash, split=split,
+                                 retriever=retriever, seed=seed, top_k=top_k)  # fmt: skip
+        CandidateSet(header, ranking.users, ranking.top_items, ranking.top_scores).save(
+            out / f"candidates-{split}.npz"
+        )
+        metrics[split] = {f"R@{k}": recall_at(ranking, k) for k in (1, 5, 10, 20, 50)} | {
+            f"N@{k}": ndcg_at(ranking, k) for k in (5, 10)
+        }
+    return metrics
+
+
+def recompute_candidates(dataset: ProcessedDataset, run: Path, *, top_k: int) -> dict[str, dict[str, float]]:
+    """Candidates again from a run's checkpoint (e.g. more of them), on the dataset it was trained on."""
+    model, saved = load_checkpoint(run / "checkpoint.pt")
+    if saved["data_hash"] != dataset.manifest.data_hash:
+        raise DatasetError(
+            f"{run} was trained on {saved['dataset']} ({saved['data_hash'][:12]}), not on this version of "
+            f"{dataset.name} ({dataset.manifest.data_hash[:12]})"
+        )
+    config = saved["config"]
+    return write_candidates(model, dataset, user_sequences(dataset), run, retriever=config["model"],
+                            seed=config["seed"], max_len=config["max_len"], top_k=top_k)  # fmt: skip

@@ -113,8 +113,45 @@ def test_unreachable_and_invalid_neo4j(prepared: Path) -> None:
 
 
 def test_help_of_every_command() -> None:
-    for command in (["--help"], ["data", "prepare", "--help"], ["graph", "load", "--help"],
+    for command in (["--help"], ["data", "prepare", "--help"], ["graph", "load", "--help"], ["evaluate", "--help"],
+                    ["train", "retriever", "--help"],
                     ["graph", "paths", "--help"], ["demo", "--help"]):  # fmt: skip
         result = kgrank(*command)
         assert result.returncode == 0, result.stderr
         assert "Usage:" in result.stdout
+
+
+def test_train_and_evaluate(prepared: Path, tmp_path: Path) -> None:
+    tiny = ["--dim", "16", "--max-len", "16", "--batch-size", "8", "--max-epochs", "2"]
+    trained = kgrank(
+        "train", "retriever", "--data", prepared, "--out", tmp_path / "lru", "--seeds", "0,1", *tiny
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert "lrurec seed 1: best val R@10" in trained.stdout
+    assert (tmp_path / "lru" / "seed-1" / "candidates-test.npz").is_file()
+    pop = kgrank("train", "retriever", "--data", prepared, "--out", tmp_path / "pop", "--model", "pop")
+    assert pop.returncode == 0, pop.stderr
+    out = tmp_path / "eval"
+    evaluated = kgrank("evaluate", "--data", prepared, "--model", f"pop={tmp_path / 'pop'}",
+                       "--model", f"lrurec={tmp_path / 'lru'}", "--out", out, "--resamples", "200")  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "lrurec: N@10 " in evaluated.stdout and "over 2 seed(s)" in evaluated.stdout
+    report = json.loads((out / "metrics.json").read_text())
+    assert [m["name"] for m in report["models"]] == ["pop", "lrurec"]
+    assert report["command"].startswith("kgrank evaluate --data ")
+
+    assert_one_error(
+        kgrank("evaluate", "--data", prepared, "--model", f"x={tmp_path / 'nothing'}", "--out", out),
+        r"candidates-test\.npz: candidates file not found",
+    )
+    assert_one_error(
+        kgrank(
+            "evaluate", "--data", prepared, "--model", f"pop={tmp_path / 'pop'}", "--out", out, "--ks", "1,30"
+        ),
+        "k = 30 is larger than the 20 candidates",
+    )
+    assert_one_error(kgrank("evaluate", "--data", prepared, "--model", "nonsense", "--out", out), "NAME=RUN")
+    assert_one_error(
+        kgrank("train", "retriever", "--data", prepared, "--out", tmp_path / "x", "--seeds", "a,b"),
+        "--seeds needs comma-separated integers",
+    )

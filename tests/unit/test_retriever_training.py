@@ -85,3 +85,39 @@ def test_bad_files(tmp_path: Path) -> None:
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="not a usable retriever checkpoint"):
         load_checkpoint(tmp_path / "broken.pt")
+
+
+@pytest.mark.parametrize("kind", ["ml-100k", "amazon", "generic"])
+def test_every_dataset_format_trains_and_evaluates(tmp_path: Path, catalogue, kind: str) -> None:
+    from services.ranker.ranking import RetrieverOrder
+    from tests.fixtures.formats import write_amazon, write_generic, write_ml100k
+    from training.evaluation.evaluate import evaluate
+    from training.evaluation.harness import ModelSpec
+
+    writer = {"ml-100k": write_ml100k, "amazon": write_amazon, "generic": write_generic}[kind]
+    data = prepare_dataset(kind, writer(catalogue, tmp_path / "raw"), tmp_path / "data")
+    for model in ("pop", "lrurec"):
+        train_retriever(
+            data, RetrieverConfig(model=model, **TINY | {"max_epochs": 1}), tmp_path / model, progress=False
+        )
+    report = evaluate(data, [ModelSpec(m, [tmp_path / m], RetrieverOrder()) for m in ("pop", "lrurec")],
+                      split="val", out=tmp_path / "eval", command="test", resamples=100, progress=False)  # fmt: skip
+    assert report.users == len(data.users)
+    assert report.paper == {}  # no paper rows for val
+    assert (tmp_path / "eval" / "metrics.md").is_file()
+
+
+def test_candidates_recomputed_from_a_checkpoint(
+    dataset: ProcessedDataset, tmp_path: Path, ml_raw: Path
+) -> None:
+    from training.retriever import recompute_candidates
+
+    train_retriever(dataset, RetrieverConfig(**TINY | {"top_k": 20}), tmp_path, progress=False)
+    before = CandidateSet.load(tmp_path / "candidates-test.npz")
+    recompute_candidates(dataset, tmp_path, top_k=40)
+    after = CandidateSet.load(tmp_path / "candidates-test.npz")
+    assert after.items.shape[1] == 40
+    assert np.array_equal(after.items[:, :20], before.items)
+    other = prepare_dataset("ml-latest-small", ml_raw, tmp_path / "other", min_interactions=12)
+    with pytest.raises(DatasetError, match="not on this version of"):
+        recompute_candidates(other, tmp_path, top_k=40)

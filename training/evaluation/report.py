@@ -127,8 +127,9 @@ def markdown(report: EvaluationReport, *, plot_name: str) -> str:
         "",
         f"{report.users} users, leave-one-out, history masked, all items ranked by the retriever; rankers "
         f"re-order its top {report.candidates}. Overall = all users (a true item outside the top "
-        f"{report.candidates} is a miss). ± = standard deviation over {', '.join(map(str, sorted(seeds)))} "
-        "seed(s). Took {:.0f} s, peak memory {:.0f} MB.".format(report.seconds, report.peak_rss_mb),
+        f"{report.candidates} is a miss). ± = standard deviation over seeds "
+        f"({', '.join(map(str, sorted(seeds)))} per model). "
+        "Took {:.0f} s, peak memory {:.0f} MB.".format(report.seconds, report.peak_rss_mb),
         "",
         "## Overall, beside the paper",
         "",
