@@ -105,13 +105,21 @@ def main() -> None:
     table = markdown_table(
         ["approach", "time", "rows", "note"],
         [
-            [f"kgrank batched UNWIND MERGE (fresh, median of {FRESH_RUNS})", f"{batched:.1f} s", f"{rows:,}",
-             "runs: " + ", ".join(f"{s:.1f}" for s in fresh) + " s"],
+            [
+                f"kgrank batched UNWIND MERGE (fresh, median of {FRESH_RUNS})",
+                f"{batched:.1f} s",
+                f"{rows:,}",
+                "runs: " + ", ".join(f"{s:.1f}" for s in fresh) + " s",
+            ],
             ["kgrank re-load (idempotent, nothing changes)", f"{reload.seconds:.1f} s", f"{rows:,}", ""],
-            ["one round trip per row (paper's approach, with our constraints)",
-             f"{reference:.0f} s (extrapolated)", f"{rows:,}", f"sampled {SAMPLE_FRACTION:.1%} of each part"],
+            [
+                "one round trip per row (paper's approach, with our constraints)",
+                f"{reference:.0f} s (extrapolated)",
+                f"{rows:,}",
+                f"sampled {SAMPLE_FRACTION:.1%} of each part",
+            ],
         ],
-    )  # fmt: skip
+    )
     markdown = (
         "# Graph load: ml-latest-small into Neo4j\n\n"
         f"`{payload['command']}` on {env['machine']}, Neo4j {server}, {env['date']}.\n\n{table}\n\n"

@@ -70,9 +70,7 @@ def main() -> None:
         # this, a full collection over the loaded dataset adds ~40 ms to one request in fifty.
         gc.freeze()
         config = PathConfig()
-        ours = Neo4jPathSource(
-            driver, database=database, dataset=BENCH_DATASET, schema=dataset.schema, config=config
-        )
+        ours = Neo4jPathSource(driver, database=database, dataset=BENCH_DATASET, schema=dataset.schema, config=config)
         embedded = EmbeddedPathSource(graph, dataset=BENCH_DATASET, schema=dataset.schema, config=config)
         timings: dict[str, list[float]] = {"neo4j": [], "embedded": []}
         paths_per_request = []
@@ -154,13 +152,22 @@ def main() -> None:
         ["approach", "round trips", "p50 ms", "p95 ms", "p99 ms", "requests"],
         [
             row("kgrank, Neo4j, `cypher/paths.cypher`", 1, neo4j_stats),
-            [f"kgrank, Neo4j, {REQUESTS} users in one batched call", 1, f"{batch_ms_per_user:.2f} per user",
-             "", "", REQUESTS],
+            [
+                f"kgrank, Neo4j, {REQUESTS} users in one batched call",
+                1,
+                f"{batch_ms_per_user:.2f} per user",
+                "",
+                "",
+                REQUESTS,
+            ],
             row("kgrank, embedded graph (in-process SQLite)", 0, embedded_stats),
-            row("paper's approach: rating + shortestPath per pair", payload["reference_round_trips_median"],
-                reference_stats),
+            row(
+                "paper's approach: rating + shortestPath per pair",
+                payload["reference_round_trips_median"],
+                reference_stats,
+            ),
         ],
-    )  # fmt: skip
+    )
     markdown = (
         "# Relation paths: 20 history items × 20 candidates (ml-latest-small, Neo4j)\n\n"
         f"`{payload['command']}` on {env['machine']}, Neo4j {server}, {env['date']}. "

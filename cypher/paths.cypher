@@ -1,10 +1,13 @@
 // Relation paths for a batch of (user, candidates) requests, in ONE round trip.
 // Parameters: $dataset, $history_length, $path_types (relationship types a path may use: never RATED),
-//   $requests [{user_id, candidates: [item id], cutoff_ts: int|null, cutoff_item_idx: int}].
+//   $requests [{user_id, candidates: [item id], cutoff_ts: int|null, cutoff_item_idx: int,
+//               history_ids: [item id]|null}]; history_ids (the last $history_length items the caller
+//               knows, oldest first) replaces the user's RATED items.
 // Slots: left_hops = ceil(max_hops / 2), right_hops = floor(max_hops / 2).
 // Returns one row per request: request (its index), known_user, history [{id, idx, title, rating, ts}]
-//   (newest first), candidates [{id, title}] (the ones found), paths [{nodes: [{label, key, title}],
-//   hops: [{type, forward}]}] (unordered; callers sort them canonically).
+//   (the stored history, newest first; empty when history_ids were given), candidates [{id, title}]
+//   (the ones found), paths [{nodes: [{label, key, title}], hops: [{type, forward}]}] (unordered;
+//   callers sort them canonically).
 // Each path of length L is found exactly once: as a history-side half of ceil(L/2) hops and a
 // candidate-side half of floor(L/2) hops that meet at node m (a node hash join, not an expansion
 // from m, so a popular genre costs nothing extra).
@@ -13,11 +16,14 @@ WITH request, $requests[request] AS req
 OPTIONAL MATCH (u:User {dataset: $dataset, id: req.user_id})
 CALL (u, req) {
   MATCH (u)-[r:RATED]->(h:Item)
-  WHERE req.cutoff_ts IS NULL OR r.ts < req.cutoff_ts OR (r.ts = req.cutoff_ts AND h.idx < req.cutoff_item_idx)
+  WHERE req.history_ids IS NULL
+    AND (req.cutoff_ts IS NULL OR r.ts < req.cutoff_ts OR (r.ts = req.cutoff_ts AND h.idx < req.cutoff_item_idx))
   WITH h, r ORDER BY r.ts DESC, h.idx DESC LIMIT $history_length
-  RETURN collect(h.id) AS history_ids,
+  RETURN collect(h.id) AS stored_ids,
          collect({id: h.id, idx: h.idx, title: h.title, rating: r.rating, ts: r.ts}) AS history
 }
+WITH request, req, u, history,
+     coalesce(req.history_ids, stored_ids) AS history_ids
 CALL (req) {
   UNWIND req.candidates AS candidate_id
   MATCH (c:Item {dataset: $dataset, id: candidate_id})

@@ -1,4 +1,8 @@
-"""`kgrank` command line. Every failure kgrank foresees ends as one `error:` line and exit code 2."""
+"""`kgrank` command line. Every failure kgrank foresees ends as one `error:` line and exit code 2.
+
+torch and transformers take seconds to import, so the commands that need them import them when they
+run: `kgrank --help` and the data and graph commands start at once.
+"""
 
 from __future__ import annotations
 

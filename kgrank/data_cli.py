@@ -25,17 +25,13 @@ def prepare(
     dataset: Annotated[DatasetKind, typer.Option("--dataset", help="Format of the raw files.")],
     raw: Annotated[Path, typer.Option("--raw", help="Folder with the upstream files.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the processed dataset to.")],
-    name: Annotated[
-        str | None, typer.Option(help="Dataset name in the graph (default: from the format).")
-    ] = None,
+    name: Annotated[str | None, typer.Option(help="Dataset name in the graph (default: from the format).")] = None,
     category: Annotated[str | None, typer.Option(help="Amazon category, e.g. Beauty.")] = None,
     mapping: Annotated[
         Path | None, typer.Option(help="Generic format: mapping.json (default: RAW/mapping.json).")
     ] = None,
     min_interactions: Annotated[int, typer.Option(min=1, help="k of the iterative k-core filter.")] = 5,
-    download: Annotated[
-        bool, typer.Option(help="Fetch the official files if they are missing from RAW.")
-    ] = False,
+    download: Annotated[bool, typer.Option(help="Fetch the official files if they are missing from RAW.")] = False,
     download_url: Annotated[str | None, typer.Option(help="Fetch from this URL instead (a mirror).")] = None,
 ) -> None:
     """Title filter, iterative k-core, stable id maps, leave-one-out split; writes OUT and OUT/stats.json."""

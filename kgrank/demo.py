@@ -21,16 +21,10 @@ from services.ranker.paths.render import candidate_letter, path_cypher
 def demo(
     raw: Annotated[
         Path | None,
-        typer.Option(
-            help="ml-latest-small folder (default: $KGRANK_DATA_DIR, ../shared/data, download, synthetic)."
-        ),
+        typer.Option(help="ml-latest-small folder (default: $KGRANK_DATA_DIR, ../shared/data, download, synthetic)."),
     ] = None,
-    workdir: Annotated[Path, typer.Option(help="Where the demo writes its data and graph.")] = Path(
-        ".kgrank/demo"
-    ),
-    candidates: Annotated[
-        int, typer.Option(min=2, max=20, help="How many candidates to show paths for.")
-    ] = 10,
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes its data and graph.")] = Path(".kgrank/demo"),
+    candidates: Annotated[int, typer.Option(min=2, max=20, help="How many candidates to show paths for.")] = 10,
 ) -> None:
     """Prepare ml-latest-small, build the embedded graph, show relation paths for a sample user."""
     raw_dir, source = locate_sample_data(raw, workdir)

@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import shlex
 import sys
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
-from kgrank.options import DataDir
+from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, graph_context
 from kgrank.train_cli import parse_ints
-from services.core.errors import ConfigError
+from services.core.errors import ConfigError, ModelError
 from services.graph_loader.dataset import ProcessedDataset
-from services.ranker.ranking import RetrieverOrder
+from services.ranker.context import RANKING_PATHS, GraphContext
+from services.ranker.ranking import Ranker, RetrieverOrder
 from training.evaluation.evaluate import evaluate as run_evaluation
 from training.evaluation.harness import ModelSpec
 
 MODEL_HELP = (
-    "NAME=RUN[,RUN…]: retriever run folders (or folders of seed-N runs). Repeatable; "
-    "the first is the baseline of the paired comparisons."
+    "NAME=RUN[,RUN…][@RANKER]: retriever run folders (or folders of seed-N runs) and how to re-rank their "
+    "candidates: retriever (default, their own order), preference:DIR, llm:DIR. Repeatable; the first model "
+    "is the baseline of the paired comparisons."
 )
 
 
-MODEL_HELP = (
-    "NAME=RUN[,RUN…]: retriever run folders (or folders of seed-N runs). Repeatable; "
-    "the first is the baseline of the paired comparisons."
-)
+@dataclass(frozen=True)
+class ParsedModel:
+    name: str
+    runs: list[Path]
+    ranker: str
 
 
 def evaluate(
@@ -35,28 +40,40 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Folder for metrics.json, metrics.md, metrics.png.")],
     split: Annotated[Literal["val", "test"], typer.Option()] = "test",
     ks: Annotated[str, typer.Option(help="Cut-offs for rankers (≤ --candidates).")] = "1,5,10",
-    retrieval_ks: Annotated[
-        str, typer.Option(help="Cut-offs for the retrievers' own ranking.")
-    ] = "1,5,10,20,50",
-    candidates: Annotated[int, typer.Option(min=1, help="How many retrieved items a ranker re-orders.")] = 20,
+    retrieval_ks: Annotated[str, typer.Option(help="Cut-offs for the retrievers' own ranking.")] = "1,5,10,20,50",
+    candidates: Annotated[int, typer.Option(min=1, max=20, help="How many retrieved items a ranker re-orders.")] = 20,
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap and randomisation resamples.")] = 2000,
+    scorer: Annotated[Literal["transformers", "vllm"], typer.Option(help="How llm rankers are run.")] = "transformers",
+    vllm_url: Annotated[str, typer.Option(help="vLLM server for --scorer vllm.")] = "http://127.0.0.1:8000",
+    neo4j_uri: Neo4jUri = None,
+    embedded: EmbeddedPath = None,
 ) -> None:
     """Evaluate on val or test; write metrics.json, a Markdown table beside the paper's rows, a plot."""
     dataset = ProcessedDataset.load(data)
-    specs = [parse_model(text) for text in model]
-    if len({spec.name for spec in specs}) != len(specs):
+    parsed = [parse_model(text) for text in model]
+    if len({p.name for p in parsed}) != len(parsed):
         raise ConfigError("model names must be unique")
-    report = run_evaluation(
-        dataset,
-        specs,
-        split=split,
-        out=out,
-        command="kgrank " + " ".join(shlex.quote(arg) for arg in sys.argv[1:]),
-        ks=parse_ints(ks, option="--ks"),
-        retrieval_ks=parse_ints(retrieval_ks, option="--retrieval-ks"),
-        candidates=candidates,
-        resamples=resamples,
-    )
+    with ExitStack() as stack:
+        graph: GraphContext | None = None
+        if any(p.ranker != "retriever" for p in parsed):
+            graph = stack.enter_context(
+                graph_context(data, dataset, neo4j_uri=neo4j_uri, embedded=embedded, config=RANKING_PATHS)
+            )
+        specs = [
+            ModelSpec(p.name, p.runs, build_ranker(p, dataset, graph, scorer=scorer, vllm_url=vllm_url, stack=stack))
+            for p in parsed
+        ]
+        report = run_evaluation(
+            dataset,
+            specs,
+            split=split,
+            out=out,
+            command="kgrank " + " ".join(shlex.quote(arg) for arg in sys.argv[1:]),
+            ks=parse_ints(ks, option="--ks"),
+            retrieval_ks=parse_ints(retrieval_ks, option="--retrieval-ks"),
+            candidates=candidates,
+            resamples=resamples,
+        )
     for entry in report.models:
         n10, r10 = entry.overall["N@10"], entry.overall["R@10"]
         typer.echo(
@@ -66,9 +83,54 @@ def evaluate(
     typer.echo(f"wrote {out / 'metrics.md'}, {out / 'metrics.json'}, {out / 'metrics.png'}")
 
 
-def parse_model(text: str) -> ModelSpec:
-    name, _, runs = text.partition("=")
-    paths = [Path(part) for part in runs.split(",") if part.strip()]
+def parse_model(text: str) -> ParsedModel:
+    name, _, rest = text.partition("=")
+    runs_text, _, ranker = rest.partition("@")
+    paths = [Path(part) for part in runs_text.split(",") if part.strip()]
     if not name or not paths:
-        raise ConfigError(f"--model needs NAME=RUN[,RUN…], got {text!r}")
-    return ModelSpec(name=name, runs=paths, ranker=RetrieverOrder())
+        raise ConfigError(f"--model needs NAME=RUN[,RUN…][@RANKER], got {text!r}")
+    return ParsedModel(name=name, runs=paths, ranker=ranker or "retriever")
+
+
+def build_ranker(
+    parsed: ParsedModel,
+    dataset: ProcessedDataset,
+    graph: GraphContext | None,
+    *,
+    scorer: str,
+    vllm_url: str,
+    stack: ExitStack,
+) -> Ranker:
+    kind, _, argument = parsed.ranker.partition(":")
+    if kind == "retriever" and not argument:
+        return RetrieverOrder()
+    if kind not in ("preference", "llm") or not argument or graph is None:
+        raise ConfigError(f"unknown ranker {parsed.ranker!r}: use retriever, preference:DIR or llm:DIR")
+    from services.ranker.llm.metadata import RankerMetadata
+    from services.ranker.llm.ranker import llm_ranker
+    from services.ranker.llm.scorer import LetterScorer, TransformersScorer, load_tokenizer
+    from services.ranker.llm.vllm import VLLMScorer
+    from services.ranker.preference.ranker import PreferenceRanker
+    from services.ranker.preference.scorer import PreferenceScorer
+
+    folder = Path(argument)
+    if kind == "preference":
+        module = PreferenceScorer.load(folder)
+        check_trained_on(dataset, module.meta.get("data_hash"), folder)
+        return PreferenceRanker(graph, module)
+    metadata = RankerMetadata.load(folder)
+    check_trained_on(dataset, metadata.data_hash, folder)
+    letter_scorer: LetterScorer
+    if scorer == "vllm":
+        remote = VLLMScorer(vllm_url, metadata)
+        stack.callback(remote.close)
+        letter_scorer, tokenizer = remote, load_tokenizer(folder)
+    else:
+        local = TransformersScorer(folder)
+        letter_scorer, tokenizer = local, local.tokenizer
+    return llm_ranker(folder, dataset, graph=graph, scorer=letter_scorer, tokenizer=tokenizer, name=parsed.name)
+
+
+def check_trained_on(dataset: ProcessedDataset, data_hash: str | None, folder: Path) -> None:
+    if data_hash != dataset.manifest.data_hash:
+        raise ModelError(f"{folder} was trained on another dataset or version than {dataset.name}; retrain it")

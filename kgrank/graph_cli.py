@@ -79,12 +79,8 @@ def paths(
     embedded: EmbeddedPath = None,
     history_length: Annotated[int, typer.Option(min=1, max=200)] = 20,
     max_hops: Annotated[int, typer.Option(min=1, max=3)] = 2,
-    max_paths: Annotated[
-        int, typer.Option(min=1, max=100, help="Paths kept per (history, candidate) pair.")
-    ] = 3,
-    cutoff_ts: Annotated[
-        int | None, typer.Option(help="Only history strictly before this timestamp.")
-    ] = None,
+    max_paths: Annotated[int, typer.Option(min=1, max=100, help="Paths kept per (history, candidate) pair.")] = 3,
+    cutoff_ts: Annotated[int | None, typer.Option(help="Only history strictly before this timestamp.")] = None,
     cypher: Annotated[bool, typer.Option(help="Also print a Neo4j Browser query per path.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
@@ -119,11 +115,7 @@ def describe_paths(
 ) -> str:
     lines = [
         f"user {result.user_id}: "
-        + (
-            f"{len(result.history)} recent history items"
-            if result.known_user
-            else "unknown user (cold start)"
-        )
+        + (f"{len(result.history)} recent history items" if result.known_user else "unknown user (cold start)")
     ]
     lines += [f"  ({n}) {item.title}" for n, item in enumerate(result.history, start=1)]
     for position, candidate in enumerate(result.candidates):

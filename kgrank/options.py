@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from services.core.settings import Settings
+from services.graph_loader.dataset import ProcessedDataset
+from services.ranker.context import GraphContext
+from services.ranker.paths import PathConfig
+from services.ranker.paths.open import open_path_source
 
 Neo4jUri = Annotated[
     str | None,
-    typer.Option(
-        "--neo4j-uri", help="Bolt URI of Neo4j (default: KGRANK_NEO4J_URI; unset = embedded graph)."
-    ),
+    typer.Option("--neo4j-uri", help="Bolt URI of Neo4j (default: KGRANK_NEO4J_URI; unset = embedded graph)."),
 ]
 EmbeddedPath = Annotated[
     Path | None,
     typer.Option("--embedded", help="Embedded graph file (default: DATA/graph.sqlite)."),
 ]
-DataDir = Annotated[
-    Path, typer.Option("--data", help="Processed dataset folder (from `kgrank data prepare`).")
-]
+DataDir = Annotated[Path, typer.Option("--data", help="Processed dataset folder (from `kgrank data prepare`).")]
 
 
 def settings_for(neo4j_uri: str | None) -> Settings:
@@ -31,3 +33,19 @@ def settings_for(neo4j_uri: str | None) -> Settings:
 
 def embedded_path_for(data: Path, embedded: Path | None) -> Path:
     return embedded or data / "graph.sqlite"
+
+
+@contextmanager
+def graph_context(
+    data: Path, dataset: ProcessedDataset, *, neo4j_uri: str | None, embedded: Path | None, config: PathConfig
+) -> Iterator[GraphContext]:
+    """Relation paths for ranking tasks from Neo4j (with a URI) or DATA's embedded graph."""
+    with open_path_source(
+        settings_for(neo4j_uri),
+        dataset=dataset.name,
+        data_hash=dataset.manifest.data_hash,
+        schema=dataset.schema,
+        embedded_path=embedded_path_for(data, embedded),
+        config=config,
+    ) as source:
+        yield GraphContext(dataset, source)

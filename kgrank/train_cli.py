@@ -9,11 +9,14 @@ from typing import Annotated, Literal
 import typer
 
 from kgrank.options import DataDir
+from kgrank.train_ranking_cli import preference, ranker
 from services.graph_loader.dataset import ProcessedDataset
-from training.retriever import RetrieverConfig, recompute_candidates, train_retriever
+from training.config import RetrieverConfig
 
 train_app = typer.Typer(help="Train retrievers and rankers.", no_args_is_help=True)
 _DEFAULTS = {f.name: f.default for f in fields(RetrieverConfig)}
+train_app.command("preference")(preference)
+train_app.command("ranker")(ranker)
 
 
 @train_app.command("retriever")
@@ -22,9 +25,7 @@ def retriever(
     out: Annotated[Path, typer.Option(help="Run folder (one seed-N subfolder per seed when several).")],
     model: Annotated[Literal["lrurec", "sasrec", "pop"], typer.Option(help="Which retriever.")] = "lrurec",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds, e.g. 0,1,2.")] = "0",
-    max_len: Annotated[
-        int | None, typer.Option(min=2, help="History length (default: 200 ML, 50 Amazon).")
-    ] = None,
+    max_len: Annotated[int | None, typer.Option(min=2, help="History length (default: 200 ML, 50 Amazon).")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Default: 16 ML, 64 Amazon.")] = None,
     dim: Annotated[int, typer.Option(min=8)] = _DEFAULTS["dim"],
     blocks: Annotated[int, typer.Option(min=1)] = _DEFAULTS["blocks"],
@@ -32,22 +33,34 @@ def retriever(
     lr: Annotated[float, typer.Option(min=0.0)] = _DEFAULTS["lr"],
     weight_decay: Annotated[float, typer.Option(min=0.0)] = _DEFAULTS["weight_decay"],
     max_epochs: Annotated[int, typer.Option(min=1)] = _DEFAULTS["max_epochs"],
-    patience: Annotated[
-        int, typer.Option(min=1, help="Epochs without a better val R@10 before stopping.")
-    ] = (_DEFAULTS["patience"]),
+    patience: Annotated[int, typer.Option(min=1, help="Epochs without a better val R@10 before stopping.")] = (
+        _DEFAULTS["patience"]
+    ),
     top_k: Annotated[int, typer.Option(min=20, help="Candidates kept per user.")] = _DEFAULTS["top_k"],
     max_minutes: Annotated[float | None, typer.Option(min=0.1, help="Time budget per seed.")] = None,
 ) -> None:
     """Train with early stopping on val Recall@10; write checkpoint, training.json and candidates."""
+    from training.retriever import train_retriever
+
     dataset = ProcessedDataset.load(data)
     seed_list = parse_ints(seeds, option="--seeds")
     for seed in seed_list:
         run = out / f"seed-{seed}" if len(seed_list) > 1 else out
         config = RetrieverConfig(
-            model=model, seed=seed, max_len=max_len, batch_size=batch_size, dim=dim, blocks=blocks,
-            dropout=dropout, lr=lr, weight_decay=weight_decay, max_epochs=max_epochs, patience=patience,
-            top_k=top_k, max_minutes=max_minutes,
-        )  # fmt: skip
+            model=model,
+            seed=seed,
+            max_len=max_len,
+            batch_size=batch_size,
+            dim=dim,
+            blocks=blocks,
+            dropout=dropout,
+            lr=lr,
+            weight_decay=weight_decay,
+            max_epochs=max_epochs,
+            patience=patience,
+            top_k=top_k,
+            max_minutes=max_minutes,
+        )
         result = train_retriever(dataset, config, run)
         typer.echo(
             f"{model} seed {seed}: best val R@10 {result.best_val_recall10:.4f} at epoch {result.best_epoch} "
@@ -62,6 +75,8 @@ def candidates(
     top_k: Annotated[int, typer.Option(min=20, help="Candidates kept per user.")] = _DEFAULTS["top_k"],
 ) -> None:
     """Rewrite a run's candidates-{val,test}.npz from its checkpoint, e.g. with more candidates."""
+    from training.retriever import recompute_candidates
+
     metrics = recompute_candidates(ProcessedDataset.load(data), run, top_k=top_k)
     recall = metrics["test"]["R@10"]
     typer.echo(f"wrote {run / 'candidates-val.npz'} and candidates-test.npz (test R@10 {recall:.4f})")

@@ -2,9 +2,10 @@
 
     kgrank train retriever --data data/ml --model lrurec --out runs/lrurec --seeds 0,1,2
 
-Reads top to bottom: config → training windows → model → validation (full ranking, history masked)
-→ one loop with early stopping on val Recall@10 → best checkpoint → candidates. Everything derives
-from the config and its seed; the config and the dataset hash are saved with the checkpoint.
+Reads top to bottom: config (RetrieverConfig in training/config.py) → training windows → model →
+validation (full ranking, history masked) → one loop with early stopping on val Recall@10 → best
+checkpoint → candidates. Everything derives from the config and its seed; the config and the
+dataset hash are saved with the checkpoint.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import json
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,36 +32,11 @@ from services.ranker.candidates import CandidateHeader, CandidateSet
 from services.ranker.retriever.base import Popularity
 from services.ranker.retriever.registry import build_retriever, load_checkpoint
 from services.ranker.retriever.retrieve import FullRanking, left_pad, rank_all_items
+from training.config import RetrieverConfig
 
 logger = logging.getLogger(__name__)
 
 # -- config -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RetrieverConfig:
-    model: Literal["lrurec", "sasrec", "pop"] = "lrurec"
-    seed: int = 0
-    max_len: int | None = None  # None: 200 when users have long histories (MovieLens), else 50 (Amazon)
-    batch_size: int | None = None  # None: 16 with long histories, else 64 (the paper's settings)
-    dim: int = 64
-    blocks: int = 2
-    heads: int = 2  # SASRec only
-    dropout: float = 0.2
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    max_epochs: int = 500
-    patience: int = 20  # validations without a better val Recall@10 before stopping
-    top_k: int = 50  # candidates kept per user (the ranker reads the first 20)
-    max_minutes: float | None = None  # stop (keeping the best epoch so far) after this long
-
-    def resolved(self, dataset: ProcessedDataset) -> RetrieverConfig:
-        long_histories = dataset.stats.mean_sequence_length > 50
-        return replace(
-            self,
-            max_len=self.max_len or (200 if long_histories else 50),
-            batch_size=self.batch_size or (16 if long_histories else 64),
-        )
 
 
 # -- data -----------------------------------------------------------------------------------------------
@@ -78,9 +54,7 @@ def training_windows(sequences: UserSequences, max_len: int) -> list[np.ndarray]
     return windows
 
 
-def batches(
-    windows: list[np.ndarray], batch_size: int, rng: random.Random
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def batches(windows: list[np.ndarray], batch_size: int, rng: random.Random) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Shuffled batches of similar lengths, each padded only to its longest window."""
     order = list(range(len(windows)))
     rng.shuffle(order)
@@ -91,9 +65,7 @@ def batches(
         for offset in range(0, len(chunk), batch_size):
             group = [windows[i] for i in chunk[offset : offset + batch_size]]
             length = max(len(w) for w in group) - 1
-            result.append(
-                (left_pad([w[:-1] for w in group], length), left_pad([w[1:] for w in group], length))
-            )
+            result.append((left_pad([w[:-1] for w in group], length), left_pad([w[1:] for w in group], length)))
     rng.shuffle(result)
     return result
 
@@ -138,22 +110,19 @@ def train_retriever(
         return rank_all_items(model, sequences, "val", max_len=max_len, top_k=config.top_k)
 
     if config.model == "pop":
-        counts = np.bincount(np.concatenate([sequences.train(u) for u in range(1, sequences.users + 1)]),
-                             minlength=num_items + 1)  # fmt: skip
+        counts = np.bincount(
+            np.concatenate([sequences.train(u) for u in range(1, sequences.users + 1)]), minlength=num_items + 1
+        )
         model: torch.nn.Module = Popularity(torch.as_tensor(counts))
         recall10 = recall_at(validate(model), 10)
-        result = TrainingResult(
-            config, 0, recall10, 0, "no training needed", 0.0, [{"epoch": 0, "val_R@10": recall10}]
-        )
+        result = TrainingResult(config, 0, recall10, 0, "no training needed", 0.0, [{"epoch": 0, "val_R@10": recall10}])
     else:
         model = build_retriever(config.model, num_items=num_items, config=asdict(config))
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         windows = training_windows(sequences, max_len)
         best_state, best_recall, best_epoch, waited, stopped_by = None, -1.0, 0, 0, "max epochs"
         history: list[dict[str, float]] = []
-        bar = tqdm(
-            range(1, config.max_epochs + 1), desc=f"{config.model} seed {config.seed}", disable=not progress
-        )
+        bar = tqdm(range(1, config.max_epochs + 1), desc=f"{config.model} seed {config.seed}", disable=not progress)
         for epoch in bar:
             model.train()
             losses = []
@@ -166,9 +135,15 @@ def train_retriever(
                 losses.append(loss.item())
             ranking = validate(model)
             recall10 = recall_at(ranking, 10)
-            history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_R@10": recall10,
-                            "val_N@10": ndcg_at(ranking, 10),
-                            "seconds": round(time.perf_counter() - started, 1)})  # fmt: skip
+            history.append(
+                {
+                    "epoch": epoch,
+                    "loss": float(np.mean(losses)),
+                    "val_R@10": recall10,
+                    "val_N@10": ndcg_at(ranking, 10),
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
+            )
             if recall10 > best_recall:
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 best_recall, best_epoch, waited = recall10, epoch, 0
@@ -187,8 +162,9 @@ def train_retriever(
                 break
         assert best_state is not None
         model.load_state_dict(best_state)
-        result = TrainingResult(config, best_epoch, best_recall, len(history), stopped_by,
-                                round(time.perf_counter() - started, 1), history)  # fmt: skip
+        result = TrainingResult(
+            config, best_epoch, best_recall, len(history), stopped_by, round(time.perf_counter() - started, 1), history
+        )
 
     model.eval()
     save_run(dataset, model, result, sequences, out)
@@ -220,9 +196,15 @@ def save_run(
     torch.save(checkpoint, partial)
     partial.replace(out / "checkpoint.pt")
     metrics = write_candidates(
-        model, dataset, sequences, out, retriever=config.model, seed=config.seed, max_len=config.max_len or 0,
+        model,
+        dataset,
+        sequences,
+        out,
+        retriever=config.model,
+        seed=config.seed,
+        max_len=config.max_len or 0,
         top_k=config.top_k,
-    )  # fmt: skip
+    )
     write_json(
         out / "training.json",
         {
@@ -256,11 +238,15 @@ def write_candidates(
     metrics = {}
     for split in ("val", "test"):
         ranking = rank_all_items(model, sequences, split, max_len=max_len, top_k=top_k)
-        header = CandidateHeader(dataset=dataset.name, data_hash=dataset.manifest.data_hash, split=split,
-                                 retriever=retriever, seed=seed, top_k=top_k)  # fmt: skip
-        CandidateSet(header, ranking.users, ranking.top_items, ranking.top_scores).save(
-            out / f"candidates-{split}.npz"
+        header = CandidateHeader(
+            dataset=dataset.name,
+            data_hash=dataset.manifest.data_hash,
+            split=split,
+            retriever=retriever,
+            seed=seed,
+            top_k=top_k,
         )
+        CandidateSet(header, ranking.users, ranking.top_items, ranking.top_scores).save(out / f"candidates-{split}.npz")
         metrics[split] = {f"R@{k}": recall_at(ranking, k) for k in (1, 5, 10, 20, 50)} | {
             f"N@{k}": ndcg_at(ranking, k) for k in (5, 10)
         }
@@ -276,5 +262,13 @@ def recompute_candidates(dataset: ProcessedDataset, run: Path, *, top_k: int) ->
             f"{dataset.name} ({dataset.manifest.data_hash[:12]})"
         )
     config = saved["config"]
-    return write_candidates(model, dataset, user_sequences(dataset), run, retriever=config["model"],
-                            seed=config["seed"], max_len=config["max_len"], top_k=top_k)  # fmt: skip
+    return write_candidates(
+        model,
+        dataset,
+        user_sequences(dataset),
+        run,
+        retriever=config["model"],
+        seed=config["seed"],
+        max_len=config["max_len"],
+        top_k=top_k,
+    )

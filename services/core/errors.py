@@ -66,6 +66,10 @@ class ModelNotFoundError(ModelError):
     """A checkpoint or model folder does not exist."""
 
 
+class ScorerError(KgrankError):
+    """The LLM scorer (in-process or a vLLM server) could not answer, or answered something unusable."""
+
+
 class RequestError(KgrankError):
     """A ranking or path request is invalid as a whole."""
 

@@ -92,9 +92,7 @@ class EmbeddedGraph:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as e:
-            raise GraphError(
-                f"{self.path}: not a usable embedded graph file: {e}", path=str(self.path)
-            ) from e
+            raise GraphError(f"{self.path}: not a usable embedded graph file: {e}", path=str(self.path)) from e
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -119,9 +117,7 @@ class EmbeddedGraph:
 
     def begin_load(self, meta: LoadMeta, schema: GraphSchema) -> bool:
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT data_hash, split FROM datasets WHERE name = ?", (meta.dataset,)
-            ).fetchone()
+            row = db.execute("SELECT data_hash, split FROM datasets WHERE name = ?", (meta.dataset,)).fetchone()
             wipe = row is not None and tuple(row) != (meta.data_hash, meta.split)
             if wipe:
                 _wipe(db, meta.dataset)
@@ -137,16 +133,11 @@ class EmbeddedGraph:
     def write(self, dataset: str, part: GraphPart, rows: list[dict[str, Any]]) -> None:
         with self._transaction() as db:
             if part.kind == "users":
-                db.executemany(
-                    _NODE_UPSERT, [(dataset, USER_LABEL, r["id"], r["idx"], None, "{}") for r in rows]
-                )
+                db.executemany(_NODE_UPSERT, [(dataset, USER_LABEL, r["id"], r["idx"], None, "{}") for r in rows])
             elif part.kind == "items":
                 db.executemany(
                     _NODE_UPSERT,
-                    [
-                        (dataset, ITEM_LABEL, r["id"], r["idx"], r["title"], json.dumps(r["properties"]))
-                        for r in rows
-                    ],
+                    [(dataset, ITEM_LABEL, r["id"], r["idx"], r["title"], json.dumps(r["properties"])) for r in rows],
                 )
             elif part.kind == "attributes":
                 label, rel_type = _required(part.label), _required(part.rel_type)
@@ -156,10 +147,7 @@ class EmbeddedGraph:
                 db.executemany(_NODE_UPSERT, [(dataset, label, r["name"], None, None, "{}") for r in kept])
                 db.executemany(
                     _REL_INSERT,
-                    [
-                        (rel_type, None, None, dataset, ITEM_LABEL, r["item"], dataset, label, r["name"])
-                        for r in kept
-                    ],
+                    [(rel_type, None, None, dataset, ITEM_LABEL, r["item"], dataset, label, r["name"]) for r in kept],
                 )
             elif part.kind == "links":
                 rel_type = _required(part.rel_type)
@@ -207,8 +195,7 @@ class EmbeddedGraph:
     def counts(self, dataset: str) -> GraphCounts:
         nodes = self._read("SELECT label, count(*) FROM nodes WHERE dataset = ? GROUP BY label", (dataset,))
         relationships = self._read(
-            "SELECT r.type, count(*) FROM rels r JOIN nodes n ON n.id = r.src "
-            "WHERE n.dataset = ? GROUP BY r.type",
+            "SELECT r.type, count(*) FROM rels r JOIN nodes n ON n.id = r.src WHERE n.dataset = ? GROUP BY r.type",
             (dataset,),
         )
         return GraphCounts(nodes=dict(nodes), relationships=dict(relationships))
@@ -223,8 +210,7 @@ class EmbeddedGraph:
         with self._lock:
             rows = _select_in(
                 self._db,
-                "SELECT id, label, key, idx, title FROM nodes "
-                "WHERE dataset = ? AND label = ? AND key IN ({marks})",
+                "SELECT id, label, key, idx, title FROM nodes WHERE dataset = ? AND label = ? AND key IN ({marks})",
                 list(dict.fromkeys(keys)),
                 lambda chunk: (dataset, label, *chunk),
             )

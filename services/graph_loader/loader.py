@@ -73,9 +73,7 @@ def load_graph(
     )
     wiped = writer.begin_load(meta, dataset.schema)
     total = sum(len(part.rows) for part in parts)
-    with tqdm(
-        total=total, unit=" rows", desc=f"loading {dataset.name} into {target}", disable=not progress
-    ) as bar:
+    with tqdm(total=total, unit=" rows", desc=f"loading {dataset.name} into {target}", disable=not progress) as bar:
         for part in parts:
             bar.set_postfix_str(part.description)
             for batch in batches(part.rows, batch_size):

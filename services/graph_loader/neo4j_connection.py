@@ -22,9 +22,7 @@ def open_driver(settings: Settings) -> neo4j.Driver:
         raise ConfigError("no Neo4j URI configured (set KGRANK_NEO4J_URI or pass --neo4j-uri)")
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
     if scheme not in BOLT_SCHEMES:
-        raise ConfigError(
-            f"invalid Neo4j URI {uri!r} (KGRANK_NEO4J_URI): use one of {', '.join(BOLT_SCHEMES)}://"
-        )
+        raise ConfigError(f"invalid Neo4j URI {uri!r} (KGRANK_NEO4J_URI): use one of {', '.join(BOLT_SCHEMES)}://")
     password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
     auth = (settings.neo4j_user, password) if password is not None else None
     try:
@@ -45,8 +43,7 @@ def open_driver(settings: Settings) -> neo4j.Driver:
     except AuthError as e:
         driver.close()
         raise GraphAuthError(
-            f"Neo4j at {uri} refused user {settings.neo4j_user!r}: check KGRANK_NEO4J_USER and "
-            "KGRANK_NEO4J_PASSWORD",
+            f"Neo4j at {uri} refused user {settings.neo4j_user!r}: check KGRANK_NEO4J_USER and KGRANK_NEO4J_PASSWORD",
             uri=uri,
         ) from e
     except (ServiceUnavailable, OSError) as e:

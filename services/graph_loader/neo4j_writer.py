@@ -29,9 +29,7 @@ class Neo4jGraphWriter:
                 )
             )
         status = self._query(self._cypher["dataset_status"], dataset=meta.dataset)[0]
-        wipe = status["status"] is not None and (
-            status["data_hash"] != meta.data_hash or status["split"] != meta.split
-        )
+        wipe = status["status"] is not None and (status["data_hash"] != meta.data_hash or status["split"] != meta.split)
         if wipe:
             self._run(self._cypher["dataset_wipe"], dataset=meta.dataset)
         self._query(
@@ -64,18 +62,14 @@ class Neo4jGraphWriter:
 
     def _statement(self, part: GraphPart) -> str:
         if part.kind == "attributes":
-            return self._cypher.render(
-                "load_attributes", label=part.label or "", rel_type=part.rel_type or ""
-            )
+            return self._cypher.render("load_attributes", label=part.label or "", rel_type=part.rel_type or "")
         if part.kind == "links":
             return self._cypher.render("load_item_links", rel_type=part.rel_type or "")
         return self._cypher[f"load_{part.kind}"]
 
     def _query(self, query: str, **parameters: Any) -> list[dict[str, Any]]:
         try:
-            records, _, _ = self._driver.execute_query(
-                query, parameters_=parameters, database_=self._database
-            )
+            records, _, _ = self._driver.execute_query(query, parameters_=parameters, database_=self._database)
         except ServiceUnavailable as e:
             raise GraphUnavailableError(f"Neo4j became unreachable: {e}") from e
         except Neo4jError as e:

@@ -140,12 +140,10 @@ def _stats(
         k_core_rounds=rounds,
         split_interactions={split: int((ordered["split"] == split).sum()) for split in SPLITS},
         attribute_nodes={
-            label: len({v for item in items for v in item.attributes.get(label, [])})
-            for label in raw.schema.attributes
+            label: len({v for item in items for v in item.attributes.get(label, [])}) for label in raw.schema.attributes
         },
         attribute_edges={
-            label: sum(len(item.attributes.get(label, [])) for item in items)
-            for label in raw.schema.attributes
+            label: sum(len(item.attributes.get(label, [])) for item in items) for label in raw.schema.attributes
         },
         link_edges={rel: sum(len(item.links.get(rel, [])) for item in items) for rel in raw.schema.links},
         density=round(n_interactions / (n_users * n_items), 6),

@@ -50,15 +50,10 @@ def graph_parts(dataset: ProcessedDataset, split: GraphSplit) -> list[GraphPart]
     """Nodes before relationships; every item is a node even if it only appears in val/test."""
     items = dataset.items
     parts = [
-        GraphPart(
-            "users", [{"id": user_id, "idx": idx} for idx, user_id in enumerate(dataset.users, start=1)]
-        ),
+        GraphPart("users", [{"id": user_id, "idx": idx} for idx, user_id in enumerate(dataset.users, start=1)]),
         GraphPart(
             "items",
-            [
-                {"id": item.id, "idx": item.idx, "title": item.title, "properties": item.properties}
-                for item in items
-            ],
+            [{"id": item.id, "idx": item.idx, "title": item.title, "properties": item.properties} for item in items],
         ),
     ]
     for label, rel_type in dataset.schema.attributes.items():

@@ -18,10 +18,9 @@ EvalSplit = Literal["val", "test"]
 
 @dataclass(frozen=True)
 class UserSequences:
-    """items[u - 1] and timestamps[u - 1] hold user u's events in (timestamp, item) order."""
+    """items[u - 1] holds user u's items in (timestamp, item) order."""
 
     items: list[np.ndarray]
-    timestamps: list[np.ndarray]
 
     @property
     def users(self) -> int:
@@ -37,9 +36,6 @@ class UserSequences:
     def target(self, user: int, split: EvalSplit) -> int:
         return int(self.items[user - 1][-2 if split == "val" else -1])
 
-    def target_timestamp(self, user: int, split: EvalSplit) -> int:
-        return int(self.timestamps[user - 1][-2 if split == "val" else -1])
-
     def targets(self, split: EvalSplit) -> np.ndarray:
         """Targets of users 1..U as one array (index u - 1)."""
         return np.array([self.target(u, split) for u in range(1, self.users + 1)], dtype=np.int64)
@@ -50,8 +46,7 @@ def user_sequences(dataset: ProcessedDataset) -> UserSequences:
     users = frame["user"].to_numpy()
     boundaries = np.flatnonzero(np.diff(users)) + 1
     items = np.split(frame["item"].to_numpy(np.int64, copy=True), boundaries)
-    timestamps = np.split(frame["timestamp"].to_numpy(np.int64, copy=True), boundaries)
     expected = np.arange(1, len(dataset.users) + 1)
     if not np.array_equal(users[np.r_[0, boundaries]], expected):
         raise ValueError("interactions must hold every user 1..U in order")
-    return UserSequences(items=items, timestamps=timestamps)
+    return UserSequences(items=items)

@@ -13,13 +13,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 GENRES = (
-    "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
-)  # fmt: skip
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 _WORDS = (
-    "Midnight", "River", "Shadow", "Garden", "Iron", "Silent", "Golden", "Winter", "Last", "Secret",
-    "Broken", "Crimson", "Distant", "Electric", "Hidden", "Lonely", "Paper", "Velvet", "Wild", "Glass",
-)  # fmt: skip
+    "Midnight",
+    "River",
+    "Shadow",
+    "Garden",
+    "Iron",
+    "Silent",
+    "Golden",
+    "Winter",
+    "Last",
+    "Secret",
+    "Broken",
+    "Crimson",
+    "Distant",
+    "Electric",
+    "Hidden",
+    "Lonely",
+    "Paper",
+    "Velvet",
+    "Wild",
+    "Glass",
+)
 _FIRST = ("Ana", "Ben", "Chloé", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jo", "Kai", "Lea", "Max", "Noor")
 _LAST = ("Abe", "Brook", "Cruz", "Dunn", "O'Hara", "Frey", "Gale", "Hart", "Ito", "Jansen", "Kerr", "Lund")
 

@@ -8,9 +8,33 @@ _YEAR_SUFFIX = re.compile(r"\s*\((\d{4})(?:\s*[-–]\s*(?:\d{4})?)?\)\s*$")
 _PARENTHESISED = re.compile(r"\s*\([^()]*\)")
 # MovieLens moves leading articles of many languages to the end ("Misérables, Les").
 _ARTICLES = (
-    "The", "A", "An", "Les", "La", "Le", "L'", "Il", "Lo", "Gli", "Das", "Der", "Die", "Den", "Det",
-    "El", "Los", "Las", "Un", "Una", "Une", "Ein", "Eine", "De", "Het", "Een",
-)  # fmt: skip
+    "The",
+    "A",
+    "An",
+    "Les",
+    "La",
+    "Le",
+    "L'",
+    "Il",
+    "Lo",
+    "Gli",
+    "Das",
+    "Der",
+    "Die",
+    "Den",
+    "Det",
+    "El",
+    "Los",
+    "Las",
+    "Un",
+    "Una",
+    "Une",
+    "Ein",
+    "Eine",
+    "De",
+    "Het",
+    "Een",
+)
 _TRAILING_ARTICLE = re.compile(r"^(?P<rest>.+), (?P<article>" + "|".join(map(re.escape, _ARTICLES)) + r")$")
 
 

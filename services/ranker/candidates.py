@@ -56,9 +56,7 @@ class CandidateSet:
         except (OSError, ValueError, KeyError) as e:
             raise DatasetFormatError(f"{path}: not a kgrank candidates file: {e}", path=str(path)) from e
         if items.shape != scores.shape or items.shape != (len(users), header.top_k):
-            raise DatasetFormatError(
-                f"{path}: inconsistent shapes {users.shape} {items.shape} {scores.shape}"
-            )
+            raise DatasetFormatError(f"{path}: inconsistent shapes {users.shape} {items.shape} {scores.shape}")
         return cls(header=header, users=users, items=items, scores=scores)
 
     def valid(self, row: int, limit: int) -> np.ndarray:

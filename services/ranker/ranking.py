@@ -18,8 +18,6 @@ class RankingTask:
     user_id: str  # raw user id, as the graph knows it
     history: np.ndarray  # dense item ids, oldest first: what the ranker may look at
     candidates: np.ndarray  # dense item ids in retriever order
-    cutoff_timestamp: int  # the predicted event's time: graph history must come strictly before it
-    cutoff_item: int  # ... and its item, the tie-break for events at the same second
 
 
 class Ranker(Protocol):

@@ -21,9 +21,7 @@ class GraphWriterContract:
         assert not second.wiped_previous
         assert second.counts == first.counts
 
-    def test_train_split_leaves_val_and_test_out(
-        self, writer: GraphWriter, dataset: ProcessedDataset
-    ) -> None:
+    def test_train_split_leaves_val_and_test_out(self, writer: GraphWriter, dataset: ProcessedDataset) -> None:
         load_graph(dataset, writer, target="test", progress=False)
         report = load_graph(dataset, writer, target="test", split="train", progress=False)
         assert report.wiped_previous
@@ -31,9 +29,7 @@ class GraphWriterContract:
         assert report.counts.relationships["RATED"] == train < len(dataset.interactions)
         assert report.counts.nodes["Item"] == len(dataset.items)
 
-    def test_interrupted_load_is_completed_by_a_rerun(
-        self, writer: GraphWriter, dataset: ProcessedDataset
-    ) -> None:
+    def test_interrupted_load_is_completed_by_a_rerun(self, writer: GraphWriter, dataset: ProcessedDataset) -> None:
         parts = graph_parts(dataset, "all")
         from importlib.metadata import version
 
@@ -53,9 +49,7 @@ class GraphWriterContract:
         assert not report.wiped_previous
         assert report.counts == expected_counts(parts)
 
-    def test_drop_removes_the_dataset_only(
-        self, writer: GraphWriter, dataset: ProcessedDataset, tmp_path
-    ) -> None:
+    def test_drop_removes_the_dataset_only(self, writer: GraphWriter, dataset: ProcessedDataset, tmp_path) -> None:
         from tests.fixtures.toy import toy_dataset
 
         other, _ = toy_dataset(tmp_path, name=f"{dataset.name}-other")

@@ -74,9 +74,7 @@ class PathSourceContract:
 
     def test_cutoff_uses_timestamp_then_item(self, make_source: MakeSource) -> None:
         def history(cutoff: HistoryCutoff) -> list[str]:
-            result = self.fetch_one(
-                make_source, PathRequest(user_id="alice", candidates=("6",), cutoff=cutoff)
-            )
+            result = self.fetch_one(make_source, PathRequest(user_id="alice", candidates=("6",), cutoff=cutoff))
             return [h.item_id for h in result.history]
 
         assert history(HistoryCutoff(timestamp=20)) == ["1"]
@@ -85,9 +83,7 @@ class PathSourceContract:
         assert history(HistoryCutoff(timestamp=10)) == []
 
     def test_history_length_keeps_the_latest(self, make_source: MakeSource) -> None:
-        result = self.fetch_one(
-            make_source, PathRequest(user_id="alice", candidates=("6",)), history_length=2
-        )
+        result = self.fetch_one(make_source, PathRequest(user_id="alice", candidates=("6",)), history_length=2)
         assert [h.item_id for h in result.history] == ["4", "5"]
 
     def test_cap_per_pair(self, make_source: MakeSource) -> None:
@@ -106,9 +102,7 @@ class PathSourceContract:
         ]
 
     def test_three_hops_reach_through_an_intermediate_item(self, make_source: MakeSource) -> None:
-        request = PathRequest(
-            user_id="alice", candidates=("2",), cutoff=HistoryCutoff(timestamp=20, item_idx=4)
-        )
+        request = PathRequest(user_id="alice", candidates=("2",), cutoff=HistoryCutoff(timestamp=20, item_idx=4))
         result = self.fetch_one(make_source, request, max_hops=3, max_paths_per_pair=100)
         casino = [t for t in texts(result) if t.startswith("(2) Casino")]
         assert casino == [
@@ -116,7 +110,7 @@ class PathSourceContract:
             "(2) Casino (1995) -> HAS_GENRE -> Crime -> HAS_GENRE -> Heat (1995) -> SIMILAR_TO -> (A) The Godfather (1972)",
             "(2) Casino (1995) -> RELEASED_IN -> 1995 -> RELEASED_IN -> Heat (1995) -> SIMILAR_TO -> (A) The Godfather (1972)",
             "(2) Casino (1995) -> HAS_ACTOR -> Robert De Niro -> HAS_ACTOR -> Heat (1995) -> SIMILAR_TO -> (A) The Godfather (1972)",
-        ]  # fmt: skip
+        ]
         assert all(len({n.key for n in p.nodes}) == len(p.nodes) for p in result.paths)
 
     def test_unknown_user_is_a_cold_start(self, make_source: MakeSource) -> None:
@@ -127,9 +121,7 @@ class PathSourceContract:
 
     def test_unknown_candidates_are_named(self, make_source: MakeSource) -> None:
         with pytest.raises(UnknownItemsError) as error:
-            make_source(PathConfig()).fetch(
-                [PathRequest(user_id="alice", candidates=("2", "x9", "' OR 1=1"))]
-            )
+            make_source(PathConfig()).fetch([PathRequest(user_id="alice", candidates=("2", "x9", "' OR 1=1"))])
         assert error.value.details["item_ids"] == ["x9", "' OR 1=1"]
 
     def test_duplicate_candidates_are_rejected(self) -> None:
@@ -149,3 +141,37 @@ class PathSourceContract:
             PathRequest(user_id="nobody", candidates=("4",)),
         ]
         assert source.fetch(requests) == [source.fetch([r])[0] for r in requests]
+
+    def test_given_history_replaces_the_graphs(self, make_source: MakeSource) -> None:
+        from services.ranker.paths import HistoryItem
+
+        given = (
+            HistoryItem(item_id="3", title="Casino as the caller names it", rating=None, timestamp=1),
+            HistoryItem(item_id="1", title="Heat (1995)", rating=2.0, timestamp=5),
+            HistoryItem(item_id="nope", title="not in the graph", rating=None, timestamp=6),
+        )
+        result = self.fetch_one(make_source, PathRequest(user_id="nobody", candidates=("2",), history=given))
+        assert not result.known_user
+        assert result.history == given
+        assert texts(result) == [
+            "(1) Casino (1995) -> HAS_GENRE -> Crime -> HAS_GENRE -> (A) The Godfather (1972)",  # nodes: graph titles
+            "(2) Heat (1995) -> SIMILAR_TO -> (A) The Godfather (1972)",
+            "(2) Heat (1995) -> HAS_GENRE -> Crime -> HAS_GENRE -> (A) The Godfather (1972)",
+            "(2) Heat (1995) -> HAS_GENRE -> Drama -> HAS_GENRE -> (A) The Godfather (1972)",
+            "(2) Heat (1995) -> HAS_ACTOR -> Al Pacino -> HAS_ACTOR -> (A) The Godfather (1972)",
+        ]
+        shortened = self.fetch_one(
+            make_source, PathRequest(user_id="alice", candidates=("2",), history=given), history_length=1
+        )
+        assert [h.item_id for h in shortened.history] == ["nope"] and shortened.paths == ()
+
+    def test_history_and_cutoff_are_exclusive(self) -> None:
+        from services.ranker.paths import HistoryItem
+
+        with pytest.raises(ValidationError, match="either a cutoff"):
+            PathRequest(
+                user_id="alice",
+                candidates=("2",),
+                cutoff=HistoryCutoff(timestamp=3),
+                history=(HistoryItem(item_id="1", title="t", rating=None, timestamp=1),),
+            )

@@ -69,8 +69,13 @@ def test_neo4j_and_embedded_hold_the_same_graph(loaded: tuple[Path, str], neo4j_
     embedded = json.loads((data / "graph-load-embedded.json").read_text())
     assert neo4j["counts"] == embedded["counts"]
     assert neo4j["counts"]["nodes"] == {
-        "User": 610, "Item": 3650, "Genre": 19, "Year": 97, "Director": 1423, "Actor": 3740,
-    }  # fmt: skip
+        "User": 610,
+        "Item": 3650,
+        "Genre": 19,
+        "Year": 97,
+        "Director": 1423,
+        "Actor": 3740,
+    }
     assert neo4j["counts"]["relationships"]["RATED"] == 90274
 
     again = kgrank("graph", "load", "--data", data, env=neo4j_env)
@@ -100,11 +105,10 @@ def test_paths_are_identical_on_real_data(loaded: tuple[Path, str], neo4j_settin
     driver = open_driver(neo4j_settings)
     graph = EmbeddedGraph(data / "graph.sqlite")
     try:
-        from_neo4j = Neo4jPathSource(driver, database=neo4j_settings.neo4j_database, dataset=name,
-                                     schema=dataset.schema, config=config).fetch(requests)  # fmt: skip
-        from_embedded = EmbeddedPathSource(graph, dataset=name, schema=dataset.schema, config=config).fetch(
-            requests
-        )
+        from_neo4j = Neo4jPathSource(
+            driver, database=neo4j_settings.neo4j_database, dataset=name, schema=dataset.schema, config=config
+        ).fetch(requests)
+        from_embedded = EmbeddedPathSource(graph, dataset=name, schema=dataset.schema, config=config).fetch(requests)
     finally:
         driver.close()
         graph.close()

@@ -25,9 +25,7 @@ pytestmark = pytest.mark.neo4j
 
 class TestNeo4jWriter(GraphWriterContract):
     @pytest.fixture
-    def dataset(
-        self, ml_raw: Path, tmp_path: Path, dataset_name: str, neo4j_cleanup: list[str]
-    ) -> ProcessedDataset:
+    def dataset(self, ml_raw: Path, tmp_path: Path, dataset_name: str, neo4j_cleanup: list[str]) -> ProcessedDataset:
         neo4j_cleanup.append(dataset_name)
         return prepare_dataset("ml-latest-small", ml_raw, tmp_path / "data", name=dataset_name)
 
@@ -45,13 +43,9 @@ class TestNeo4jWriter(GraphWriterContract):
             graph.close()
         assert load_graph(dataset, writer, target="neo4j", progress=False).counts == embedded.counts
 
-    def test_constraints_exist(
-        self, writer: Neo4jGraphWriter, dataset: ProcessedDataset, neo4j_driver
-    ) -> None:
+    def test_constraints_exist(self, writer: Neo4jGraphWriter, dataset: ProcessedDataset, neo4j_driver) -> None:
         load_graph(dataset, writer, target="neo4j", progress=False)
-        records, _, _ = neo4j_driver.execute_query(
-            "SHOW CONSTRAINTS YIELD name, type, labelsOrTypes, properties"
-        )
+        records, _, _ = neo4j_driver.execute_query("SHOW CONSTRAINTS YIELD name, type, labelsOrTypes, properties")
         constraints = {r["name"]: (r["type"], r["labelsOrTypes"], r["properties"]) for r in records}
         assert constraints["kgrank_item_id"] == ("UNIQUENESS", ["Item"], ["dataset", "id"])
         assert constraints["kgrank_actor_name"] == ("UNIQUENESS", ["Actor"], ["dataset", "name"])
@@ -80,26 +74,28 @@ class TestNeo4jPaths(PathSourceContract):
 def loaded_toy(tmp_path: Path, dataset_name: str, neo4j_cleanup: list[str], neo4j_driver, neo4j_settings):
     neo4j_cleanup.append(dataset_name)
     dataset, _ = toy_dataset(tmp_path, name=dataset_name)
-    load_graph(dataset, Neo4jGraphWriter(neo4j_driver, database=neo4j_settings.neo4j_database),
-               target="neo4j", progress=False)  # fmt: skip
+    load_graph(
+        dataset, Neo4jGraphWriter(neo4j_driver, database=neo4j_settings.neo4j_database), target="neo4j", progress=False
+    )
     return dataset
 
 
-def test_browser_queries_draw_exactly_each_path(
-    loaded_toy: ProcessedDataset, neo4j_driver, neo4j_settings
-) -> None:
+def test_browser_queries_draw_exactly_each_path(loaded_toy: ProcessedDataset, neo4j_driver, neo4j_settings) -> None:
     """Every explanation query, including names with quotes and backslashes, matches its one path."""
-    source = Neo4jPathSource(neo4j_driver, database=neo4j_settings.neo4j_database, dataset=loaded_toy.name,
-                             schema=loaded_toy.schema, config=PathConfig(max_hops=3, max_paths_per_pair=100))  # fmt: skip
+    source = Neo4jPathSource(
+        neo4j_driver,
+        database=neo4j_settings.neo4j_database,
+        dataset=loaded_toy.name,
+        schema=loaded_toy.schema,
+        config=PathConfig(max_hops=3, max_paths_per_pair=100),
+    )
     (bob,) = source.fetch([PathRequest(user_id="bob", candidates=("1", "3", "4", "5"))])
     (alice,) = source.fetch([PathRequest(user_id="alice", candidates=("2", "6"))])
     paths = bob.paths + alice.paths
     assert len(paths) >= 10
     assert {path.length for path in paths} == {1, 2, 3}
     for path in paths:
-        records, _, _ = neo4j_driver.execute_query(
-            path_cypher(path, dataset=loaded_toy.name, schema=loaded_toy.schema)
-        )
+        records, _, _ = neo4j_driver.execute_query(path_cypher(path, dataset=loaded_toy.name, schema=loaded_toy.schema))
         assert len(records) == 1, path
         drawn = records[0]["p"]
         assert [node.get("id") or node.get("name") for node in drawn.nodes] == [n.key for n in path.nodes]
@@ -114,9 +110,7 @@ def test_quoted_names_survive_the_browser_query(loaded_toy: ProcessedDataset, ne
         nodes=(PathNode(label="Item", key="6"), PathNode(label="Actor", key=actor)),
         hops=(Hop(type="HAS_ACTOR", forward=True),),
     )
-    records, _, _ = neo4j_driver.execute_query(
-        path_cypher(path, dataset=loaded_toy.name, schema=loaded_toy.schema)
-    )
+    records, _, _ = neo4j_driver.execute_query(path_cypher(path, dataset=loaded_toy.name, schema=loaded_toy.schema))
     assert [r["p"].end_node["name"] for r in records] == [actor]
 
 
@@ -129,10 +123,19 @@ def test_every_statement_compiles(neo4j_driver) -> None:
     library = cypher_library()
     slot_values = {"label": "Genre", "rel_type": "HAS_GENRE", "left_hops": 1, "right_hops": 1}
     parameters = {
-        "dataset": "x", "requests": [], "history_length": 20, "path_types": ["HAS_GENRE"], "rows": [],
-        "data_hash": "h", "split": "all", "kgrank_version": "0", "user_id": "u", "item_id": "i",
-        "history_id": "h", "candidate_id": "c",
-    }  # fmt: skip
+        "dataset": "x",
+        "requests": [],
+        "history_length": 20,
+        "path_types": ["HAS_GENRE"],
+        "rows": [],
+        "data_hash": "h",
+        "split": "all",
+        "kgrank_version": "0",
+        "user_id": "u",
+        "item_id": "i",
+        "history_id": "h",
+        "candidate_id": "c",
+    }
     explained = []
     for name in library.names():
         if name.startswith("constraint_") or name == "dataset_wipe":
@@ -151,23 +154,26 @@ def test_neo4j_and_embedded_agree_on_generated_data(
 
     neo4j_cleanup.append(dataset_name)
     dataset = prepare_dataset("ml-latest-small", ml_raw, tmp_path / "data", name=dataset_name)
-    load_graph(dataset, Neo4jGraphWriter(neo4j_driver, database=neo4j_settings.neo4j_database),
-               target="neo4j", progress=False)  # fmt: skip
+    load_graph(
+        dataset, Neo4jGraphWriter(neo4j_driver, database=neo4j_settings.neo4j_database), target="neo4j", progress=False
+    )
     graph = EmbeddedGraph(tmp_path / "graph.sqlite")
     load_graph(dataset, graph, target="embedded", progress=False)
     rng = random.Random(5)
     items = [item.id for item in dataset.items]
     requests = [
-        PathRequest(user_id=rng.choice(dataset.users), candidates=tuple(rng.sample(items, 20)))
-        for _ in range(25)
+        PathRequest(user_id=rng.choice(dataset.users), candidates=tuple(rng.sample(items, 20))) for _ in range(25)
     ]
     for hops in (1, 2, 3):
         config = PathConfig(max_hops=hops, max_paths_per_pair=4)
-        neo4j = Neo4jPathSource(neo4j_driver, database=neo4j_settings.neo4j_database, dataset=dataset.name,
-                                schema=dataset.schema, config=config).fetch(requests)  # fmt: skip
-        embedded = EmbeddedPathSource(
-            graph, dataset=dataset.name, schema=dataset.schema, config=config
+        neo4j = Neo4jPathSource(
+            neo4j_driver,
+            database=neo4j_settings.neo4j_database,
+            dataset=dataset.name,
+            schema=dataset.schema,
+            config=config,
         ).fetch(requests)
+        embedded = EmbeddedPathSource(graph, dataset=dataset.name, schema=dataset.schema, config=config).fetch(requests)
         assert neo4j == embedded
         assert hops == 1 or sum(len(r.paths) for r in neo4j) > 100
     graph.close()

@@ -70,20 +70,20 @@ def test_load_then_paths(prepared: Path) -> None:
 
     unknown = kgrank("graph", "paths", "--data", prepared, "--user", user, "--candidates", f"{items[0]},nope")
     assert_one_error(unknown, r"unknown item ids: \['nope'\]")
-    duplicate = kgrank(
-        "graph", "paths", "--data", prepared, "--user", user, "--candidates", f"{items[0]},{items[0]}"
-    )
+    duplicate = kgrank("graph", "paths", "--data", prepared, "--user", user, "--candidates", f"{items[0]},{items[0]}")
     assert_one_error(duplicate, "duplicate candidate ids")
 
 
 @pytest.mark.parametrize(
     ("args", "pattern"),
     [
-        (["data", "prepare", "--dataset", "ml-latest-small", "--raw", "/nonexistent", "--out", "/tmp/x"],
-         r"/nonexistent/ratings\.csv: file not found"),
+        (
+            ["data", "prepare", "--dataset", "ml-latest-small", "--raw", "/nonexistent", "--out", "/tmp/x"],
+            r"/nonexistent/ratings\.csv: file not found",
+        ),
         (["graph", "load", "--data", "/nonexistent"], "not a processed dataset"),
     ],
-)  # fmt: skip
+)
 def test_bad_paths(args: list[str], pattern: str) -> None:
     assert_one_error(kgrank(*args), pattern)
 
@@ -96,8 +96,9 @@ def test_unknown_dataset_kind_is_a_usage_error() -> None:
 
 
 def test_paths_before_load(prepared: Path, tmp_path: Path) -> None:
-    result = kgrank("graph", "paths", "--data", prepared, "--embedded", tmp_path / "none.sqlite", "--user", "1",
-                    "--candidates", "1")  # fmt: skip
+    result = kgrank(
+        "graph", "paths", "--data", prepared, "--embedded", tmp_path / "none.sqlite", "--user", "1", "--candidates", "1"
+    )
     assert_one_error(result, "no embedded graph at .*run `kgrank graph load` first")
 
 
@@ -113,9 +114,15 @@ def test_unreachable_and_invalid_neo4j(prepared: Path) -> None:
 
 
 def test_help_of_every_command() -> None:
-    for command in (["--help"], ["data", "prepare", "--help"], ["graph", "load", "--help"], ["evaluate", "--help"],
-                    ["train", "retriever", "--help"],
-                    ["graph", "paths", "--help"], ["demo", "--help"]):  # fmt: skip
+    for command in (
+        ["--help"],
+        ["data", "prepare", "--help"],
+        ["graph", "load", "--help"],
+        ["evaluate", "--help"],
+        ["train", "retriever", "--help"],
+        ["graph", "paths", "--help"],
+        ["demo", "--help"],
+    ):
         result = kgrank(*command)
         assert result.returncode == 0, result.stderr
         assert "Usage:" in result.stdout
@@ -123,17 +130,26 @@ def test_help_of_every_command() -> None:
 
 def test_train_and_evaluate(prepared: Path, tmp_path: Path) -> None:
     tiny = ["--dim", "16", "--max-len", "16", "--batch-size", "8", "--max-epochs", "2"]
-    trained = kgrank(
-        "train", "retriever", "--data", prepared, "--out", tmp_path / "lru", "--seeds", "0,1", *tiny
-    )
+    trained = kgrank("train", "retriever", "--data", prepared, "--out", tmp_path / "lru", "--seeds", "0,1", *tiny)
     assert trained.returncode == 0, trained.stderr
     assert "lrurec seed 1: best val R@10" in trained.stdout
     assert (tmp_path / "lru" / "seed-1" / "candidates-test.npz").is_file()
     pop = kgrank("train", "retriever", "--data", prepared, "--out", tmp_path / "pop", "--model", "pop")
     assert pop.returncode == 0, pop.stderr
     out = tmp_path / "eval"
-    evaluated = kgrank("evaluate", "--data", prepared, "--model", f"pop={tmp_path / 'pop'}",
-                       "--model", f"lrurec={tmp_path / 'lru'}", "--out", out, "--resamples", "200")  # fmt: skip
+    evaluated = kgrank(
+        "evaluate",
+        "--data",
+        prepared,
+        "--model",
+        f"pop={tmp_path / 'pop'}",
+        "--model",
+        f"lrurec={tmp_path / 'lru'}",
+        "--out",
+        out,
+        "--resamples",
+        "200",
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     assert "lrurec: N@10 " in evaluated.stdout and "over 2 seed(s)" in evaluated.stdout
     report = json.loads((out / "metrics.json").read_text())
@@ -145,9 +161,7 @@ def test_train_and_evaluate(prepared: Path, tmp_path: Path) -> None:
         r"candidates-test\.npz: candidates file not found",
     )
     assert_one_error(
-        kgrank(
-            "evaluate", "--data", prepared, "--model", f"pop={tmp_path / 'pop'}", "--out", out, "--ks", "1,30"
-        ),
+        kgrank("evaluate", "--data", prepared, "--model", f"pop={tmp_path / 'pop'}", "--out", out, "--ks", "1,30"),
         "k = 30 is larger than the 20 candidates",
     )
     assert_one_error(kgrank("evaluate", "--data", prepared, "--model", "nonsense", "--out", out), "NAME=RUN")

@@ -56,9 +56,7 @@ def test_failed_write_leaves_previous_dataset_intact(prepared: tuple[ProcessedDa
     assert [p.name for p in out.parent.iterdir() if p.name.endswith(".partial")] == []
 
 
-def test_load_rejects_non_dataset_and_bad_files(
-    prepared: tuple[ProcessedDataset, Path], tmp_path: Path
-) -> None:
+def test_load_rejects_non_dataset_and_bad_files(prepared: tuple[ProcessedDataset, Path], tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError, match=r"not a processed dataset.*kgrank data prepare"):
         ProcessedDataset.load(tmp_path / "nothing")
     _, out = prepared

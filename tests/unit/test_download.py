@@ -51,8 +51,9 @@ def test_failed_downloads_leave_nothing(server: str, tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match=r"cannot download .*/missing\.csv"):
         download_file(f"{server}/missing.csv", tmp_path / "missing.csv")
     with pytest.raises(DownloadError, match="is not a zip archive"):
-        prepare_dataset("ml-latest-small", tmp_path / "raw", tmp_path / "out", download=True,
-                        download_url=f"{server}/not-a-zip.zip")  # fmt: skip
+        prepare_dataset(
+            "ml-latest-small", tmp_path / "raw", tmp_path / "out", download=True, download_url=f"{server}/not-a-zip.zip"
+        )
     assert list(tmp_path.rglob("*.partial")) == []
     assert not (tmp_path / "out").exists()
 
@@ -72,17 +73,13 @@ class TestSampleData:
         monkeypatch.setenv("KGRANK_DATA_DIR", str(ml_raw))
         assert sample_data.locate_sample_data(None, tmp_path) == (ml_raw, "local")
 
-    def test_download_then_synthetic(
-        self, server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_download_then_synthetic(self, server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("KGRANK_DATA_DIR", raising=False)
         monkeypatch.setattr(sample_data, "SHARED_DATA", tmp_path / "no-shared")
         folder, source = sample_data.locate_sample_data(
             None, tmp_path / "a", download_url=f"{server}/ml-latest-small.zip"
         )
         assert source == "download" and (folder / "ratings.csv").is_file()
-        folder, source = sample_data.locate_sample_data(
-            None, tmp_path / "b", download_url=f"{server}/nothing.zip"
-        )
+        folder, source = sample_data.locate_sample_data(None, tmp_path / "b", download_url=f"{server}/nothing.zip")
         assert source == "synthetic"
         assert prepare_dataset("ml-latest-small", folder, tmp_path / "out").stats.users == 200

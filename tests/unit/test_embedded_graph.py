@@ -46,9 +46,7 @@ class TestEmbeddedWriter(GraphWriterContract):
         load_graph(first, writer, target="test", progress=False)
         load_graph(second, writer, target="test", progress=False, split="train")
         assert writer.counts("toy-a").relationships["RATED"] == 6
-        assert (
-            writer.counts("toy-b").relationships["RATED"] == 2
-        )  # train: alice's first two (bob has 2 events)
+        assert writer.counts("toy-b").relationships["RATED"] == 2  # train: alice's first two (bob has 2 events)
 
     def test_not_a_graph_file(self, tmp_path: Path) -> None:
         from services.core.errors import GraphError
@@ -65,9 +63,7 @@ class TestEmbeddedPaths(PathSourceContract):
         dataset, _ = toy_dataset(tmp_path)
         graph = EmbeddedGraph(tmp_path / "graph.sqlite")
         load_graph(dataset, graph, target="test", progress=False)
-        yield lambda config: EmbeddedPathSource(
-            graph, dataset=dataset.name, schema=dataset.schema, config=config
-        )
+        yield lambda config: EmbeddedPathSource(graph, dataset=dataset.name, schema=dataset.schema, config=config)
         graph.close()
 
 

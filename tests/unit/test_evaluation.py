@@ -24,9 +24,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> ProcessedDataset:
     from services.graph_loader.synthetic import generate, write_ml_latest_small
 
     folder = tmp_path_factory.mktemp("eval")
-    raw = write_ml_latest_small(
-        generate(users=60, movies=150, ratings_per_user=(8, 30), seed=5), folder / "raw"
-    )
+    raw = write_ml_latest_small(generate(users=60, movies=150, ratings_per_user=(8, 30), seed=5), folder / "raw")
     return prepare_dataset("ml-latest-small", raw, folder / "data", min_interactions=2)
 
 
@@ -45,8 +43,14 @@ def write_run(dataset: ProcessedDataset, run: Path, target_ranks: list[int | Non
             others.insert(rank - 1, target)
         items[row] = others[:top_k]
     scores = -np.tile(np.arange(top_k, dtype=np.float32), (len(users), 1))
-    header = CandidateHeader(dataset=dataset.name, data_hash=dataset.manifest.data_hash, split="test",
-                             retriever="hand-made", seed=seed, top_k=top_k)  # fmt: skip
+    header = CandidateHeader(
+        dataset=dataset.name,
+        data_hash=dataset.manifest.data_hash,
+        split="test",
+        retriever="hand-made",
+        seed=seed,
+        top_k=top_k,
+    )
     CandidateSet(header, users, items, scores).save(run / "candidates-test.npz")
 
 
@@ -69,10 +73,13 @@ def test_exact_values_for_retriever_order_and_a_reranker(dataset: ProcessedDatas
     ranks = [1, 3, 20, 25, None]
     write_run(dataset, tmp_path / "run", ranks)
     expected_rank = [ranks[u % 5] for u in range(users)]
-    specs = [ModelSpec("retriever", [tmp_path / "run"], RetrieverOrder()),
-             ModelSpec("reverse", [tmp_path / "run"], Reverse())]  # fmt: skip
-    retriever, reverse = evaluate_models(dataset, user_sequences(dataset), specs, split="test", ks=[1, 5, 10],
-                                         retrieval_ks=[1, 20, 30], progress=False)  # fmt: skip
+    specs = [
+        ModelSpec("retriever", [tmp_path / "run"], RetrieverOrder()),
+        ModelSpec("reverse", [tmp_path / "run"], Reverse()),
+    ]
+    retriever, reverse = evaluate_models(
+        dataset, user_sequences(dataset), specs, split="test", ks=[1, 5, 10], retrieval_ks=[1, 20, 30], progress=False
+    )
     seed = retriever.seeds[0]
     in_20 = np.array([r is not None and r <= 20 for r in expected_rank])
     assert np.array_equal(seed.retrieved, in_20)
@@ -96,8 +103,15 @@ def test_refusals(dataset: ProcessedDataset, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="kept only the top 30 candidates"):
         evaluate_models(dataset, sequences, spec, split="test", ks=[10], retrieval_ks=[50], progress=False)
     with pytest.raises(DatasetError, match="did not return a permutation"):
-        evaluate_models(dataset, sequences, [ModelSpec("b", [tmp_path / "run"], Broken())], split="test",
-                        ks=[10], retrieval_ks=[10], progress=False)  # fmt: skip
+        evaluate_models(
+            dataset,
+            sequences,
+            [ModelSpec("b", [tmp_path / "run"], Broken())],
+            split="test",
+            ks=[10],
+            retrieval_ks=[10],
+            progress=False,
+        )
     from services.core.errors import DatasetNotFoundError
 
     with pytest.raises(DatasetNotFoundError, match=r"candidates-val\.npz: candidates file not found"):
@@ -108,10 +122,19 @@ def test_report_files_seeds_and_comparisons(dataset: ProcessedDataset, tmp_path:
     for seed, ranks in enumerate(([1, 2, None], [1, 4, None], [2, 2, None])):
         write_run(dataset, tmp_path / "good" / f"seed-{seed}", ranks, seed=seed)
     write_run(dataset, tmp_path / "weak", [15, None, None])
-    report = evaluate(dataset, [ModelSpec("weak", [tmp_path / "weak"], RetrieverOrder()),
-                                ModelSpec("good", [tmp_path / "good"], RetrieverOrder())],
-                      split="test", out=tmp_path / "out", command="test", resamples=300, retrieval_ks=[1, 10, 30],
-                      progress=False)  # fmt: skip
+    report = evaluate(
+        dataset,
+        [
+            ModelSpec("weak", [tmp_path / "weak"], RetrieverOrder()),
+            ModelSpec("good", [tmp_path / "good"], RetrieverOrder()),
+        ],
+        split="test",
+        out=tmp_path / "out",
+        command="test",
+        resamples=300,
+        retrieval_ks=[1, 10, 30],
+        progress=False,
+    )
     good = report.models[1]
     assert good.seeds == [0, 1, 2]
     assert len(good.overall["R@10"].per_seed) == 3

@@ -12,16 +12,12 @@ from services.graph_loader.raw import RawDataset, RawItem
 from services.graph_loader.schema import standard_schema
 
 
-def raw_dataset(
-    rows: list[tuple[str, str, float, int]], items: dict[str, RawItem] | None = None
-) -> RawDataset:
+def raw_dataset(rows: list[tuple[str, str, float, int]], items: dict[str, RawItem] | None = None) -> RawDataset:
     frame = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]).astype(
         {"user": object, "item": object, "rating": float, "timestamp": np.int64}
     )
     if items is None:
-        items = {
-            i: RawItem(title=f"Movie {i}", attributes={"Genre": ["Drama"]}) for i in frame["item"].unique()
-        }
+        items = {i: RawItem(title=f"Movie {i}", attributes={"Genre": ["Drama"]}) for i in frame["item"].unique()}
     return RawDataset("toy", "ml-latest-small", frame, items, standard_schema(["Genre"]), sources=[])
 
 
@@ -70,9 +66,7 @@ def test_leave_one_out_marks_last_two() -> None:
 def test_order_split_and_ids() -> None:
     # User "7": ties at ts 100 are ordered by item id; item "20" sorts after "3" numerically.
     rows = [
-        (u, i, 4.0, ts)
-        for u in ("7", "12")
-        for i, ts in (("20", 100), ("3", 100), ("5", 50), ("8", 200), ("9", 300))
+        (u, i, 4.0, ts) for u in ("7", "12") for i, ts in (("20", 100), ("3", 100), ("5", 50), ("8", 200), ("9", 300))
     ]
     processed = preprocess(raw_dataset(rows), min_interactions=2)
     assert processed.users == ["7", "12"]

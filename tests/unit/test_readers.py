@@ -92,9 +92,7 @@ class TestMovieLensLatest:
 
     def test_latin1_movies_file_is_a_clear_encoding_error(self, ml_raw: Path, tmp_path: Path) -> None:
         raw_dir = copy_raw(ml_raw, tmp_path)
-        (raw_dir / "movies.csv").write_bytes(
-            "movieId,title,genres\n3,Amélie (2001),Comedy\n".encode("latin-1")
-        )
+        (raw_dir / "movies.csv").write_bytes("movieId,title,genres\n3,Amélie (2001),Comedy\n".encode("latin-1"))
         with pytest.raises(DatasetFormatError, match=r"movies\.csv: not valid utf-8"):
             reader_for("ml-latest-small").read(raw_dir)
 
@@ -110,9 +108,7 @@ class TestMovieLens100K:
         raw_dir = write_ml100k(catalogue, tmp_path / "ml-100k")
         with (raw_dir / "u.item").open("a", encoding="latin-1") as handle:
             handle.write(
-                "9999|Amélie, Le (2001)|01-Jan-2001||http://x|"
-                + "|".join(["0"] * 5 + ["1"] + ["0"] * 13)
-                + "\n"
+                "9999|Amélie, Le (2001)|01-Jan-2001||http://x|" + "|".join(["0"] * 5 + ["1"] + ["0"] * 13) + "\n"
             )
         raw = reader_for("ml-100k").read(raw_dir)
         assert len(raw.interactions) == len(catalogue.ratings)
@@ -120,11 +116,29 @@ class TestMovieLens100K:
         assert raw.items["9999"].attributes["Genre"] == ["Comedy"]
         movie = catalogue.movies[0]
         assert raw.items[str(movie.movie_id)].attributes["Genre"] == [
-            g for g in ("Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-                        "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
-                        "Thriller", "War", "Western")
+            g
+            for g in (
+                "Action",
+                "Adventure",
+                "Animation",
+                "Children's",
+                "Comedy",
+                "Crime",
+                "Documentary",
+                "Drama",
+                "Fantasy",
+                "Film-Noir",
+                "Horror",
+                "Musical",
+                "Mystery",
+                "Romance",
+                "Sci-Fi",
+                "Thriller",
+                "War",
+                "Western",
+            )
             if g in {("Children's" if x == "Children" else x) for x in movie.genres}
-        ]  # fmt: skip
+        ]
         assert raw.items[str(movie.movie_id)].properties["imdb_url"].startswith("http://us.imdb.com/")
         assert set(raw.interactions["rating"]) <= {1.0, 2.0, 3.0, 4.0, 5.0}
 
@@ -144,9 +158,7 @@ class TestMovieLens100K:
 
 class TestAmazon:
     @pytest.mark.parametrize("style", ["2014", "2018"])
-    def test_reads_ratings_and_metadata(
-        self, tmp_path: Path, catalogue: SyntheticCatalogue, style: str
-    ) -> None:
+    def test_reads_ratings_and_metadata(self, tmp_path: Path, catalogue: SyntheticCatalogue, style: str) -> None:
         raw_dir = write_amazon(catalogue, tmp_path / "amazon", style=style)
         raw = reader_for("amazon").read(raw_dir)
         assert raw.name == "amazon-beauty"
@@ -184,9 +196,7 @@ class TestAmazon:
     def test_category_is_required_when_ambiguous(self, tmp_path: Path, catalogue: SyntheticCatalogue) -> None:
         raw_dir = write_amazon(catalogue, tmp_path / "amazon")
         write_amazon(catalogue, raw_dir, category="Toys")
-        with pytest.raises(
-            DatasetNotFoundError, match=r"exactly one ratings_<Category>\.csv.*pass --category"
-        ):
+        with pytest.raises(DatasetNotFoundError, match=r"exactly one ratings_<Category>\.csv.*pass --category"):
             reader_for("amazon").read(raw_dir)
         assert reader_for("amazon", category="Toys").read(raw_dir).name == "amazon-toys"
 
@@ -200,9 +210,7 @@ class TestAmazon:
 
 
 class TestGeneric:
-    def test_mapping_drives_labels_links_and_properties(
-        self, tmp_path: Path, catalogue: SyntheticCatalogue
-    ) -> None:
+    def test_mapping_drives_labels_links_and_properties(self, tmp_path: Path, catalogue: SyntheticCatalogue) -> None:
         raw = reader_for("generic").read(write_generic(catalogue, tmp_path / "shop"))
         assert raw.name == "shop"
         assert raw.schema.attributes == {"Genre": "HAS_GENRE", "Studio": "MADE_BY"}
@@ -245,9 +253,7 @@ class TestGeneric:
         raw_dir = write_generic(catalogue, tmp_path / "shop")
         with (raw_dir / "items.jsonl").open("a") as handle:
             handle.write("{not json}\n")
-        with pytest.raises(
-            DatasetFormatError, match=rf"items\.jsonl:{len(catalogue.movies) + 1}: invalid JSON"
-        ):
+        with pytest.raises(DatasetFormatError, match=rf"items\.jsonl:{len(catalogue.movies) + 1}: invalid JSON"):
             reader_for("generic").read(raw_dir)
 
     def test_unknown_kind(self) -> None:

@@ -57,7 +57,7 @@ def test_padding_item_never_scores() -> None:
 
 def test_rank_all_items_masks_history_and_breaks_ties_by_id() -> None:
     # Items 1..6; user 1 saw 1, 2 (train) then 3 (val) then 4 (test).
-    sequences = UserSequences(items=[np.array([1, 2, 3, 4])], timestamps=[np.array([1, 2, 3, 4])])
+    sequences = UserSequences(items=[np.array([1, 2, 3, 4])])
     scores = torch.tensor([float("-inf"), 9.0, 9.0, 5.0, 5.0, 5.0, 1.0])
     scorer = Popularity(torch.zeros(7))
     scorer.counts = scores

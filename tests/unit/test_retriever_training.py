@@ -35,14 +35,22 @@ def test_windows_label_every_train_event_once(dataset: ProcessedDataset) -> None
 @pytest.mark.parametrize("model", ["lrurec", "sasrec", "pop"])
 def test_training_writes_a_complete_run(dataset: ProcessedDataset, tmp_path: Path, model: str) -> None:
     result = train_retriever(dataset, RetrieverConfig(model=model, **TINY), tmp_path, progress=False)
-    assert {p.name for p in tmp_path.iterdir()} >= {"checkpoint.pt", "training.json", "candidates-val.npz",
-                                                    "candidates-test.npz"}  # fmt: skip
+    assert {p.name for p in tmp_path.iterdir()} >= {
+        "checkpoint.pt",
+        "training.json",
+        "candidates-val.npz",
+        "candidates-test.npz",
+    }
     assert 0 <= result.best_val_recall10 <= 1
     for split in ("val", "test"):
         candidates = CandidateSet.load(tmp_path / f"candidates-{split}.npz")
         assert candidates.items.shape == (len(dataset.users), 50)
-        candidates.check_matches(dataset=dataset.name, data_hash=dataset.manifest.data_hash,
-                                 users=len(dataset.users), items=len(dataset.items))  # fmt: skip
+        candidates.check_matches(
+            dataset=dataset.name,
+            data_hash=dataset.manifest.data_hash,
+            users=len(dataset.users),
+            items=len(dataset.items),
+        )
         finite = np.isfinite(candidates.scores)
         assert (candidates.items[~finite] == 0).all() and (candidates.items[finite] > 0).all()
         assert all(
@@ -69,11 +77,13 @@ def test_candidates_refuse_another_dataset(dataset: ProcessedDataset, tmp_path: 
     train_retriever(dataset, RetrieverConfig(model="pop"), tmp_path, progress=False)
     candidates = CandidateSet.load(tmp_path / "candidates-val.npz")
     with pytest.raises(DatasetError, match=r"candidates were computed on .* retrain the retriever"):
-        candidates.check_matches(dataset=dataset.name, data_hash="0" * 64, users=len(dataset.users),
-                                 items=len(dataset.items))  # fmt: skip
+        candidates.check_matches(
+            dataset=dataset.name, data_hash="0" * 64, users=len(dataset.users), items=len(dataset.items)
+        )
     with pytest.raises(DatasetError, match="outside"):
-        candidates.check_matches(dataset=dataset.name, data_hash=dataset.manifest.data_hash, users=3,
-                                 items=len(dataset.items))  # fmt: skip
+        candidates.check_matches(
+            dataset=dataset.name, data_hash=dataset.manifest.data_hash, users=3, items=len(dataset.items)
+        )
 
 
 def test_bad_files(tmp_path: Path) -> None:
@@ -100,16 +110,21 @@ def test_every_dataset_format_trains_and_evaluates(tmp_path: Path, catalogue, ki
         train_retriever(
             data, RetrieverConfig(model=model, **TINY | {"max_epochs": 1}), tmp_path / model, progress=False
         )
-    report = evaluate(data, [ModelSpec(m, [tmp_path / m], RetrieverOrder()) for m in ("pop", "lrurec")],
-                      split="val", out=tmp_path / "eval", command="test", resamples=100, progress=False)  # fmt: skip
+    report = evaluate(
+        data,
+        [ModelSpec(m, [tmp_path / m], RetrieverOrder()) for m in ("pop", "lrurec")],
+        split="val",
+        out=tmp_path / "eval",
+        command="test",
+        resamples=100,
+        progress=False,
+    )
     assert report.users == len(data.users)
     assert report.paper == {}  # no paper rows for val
     assert (tmp_path / "eval" / "metrics.md").is_file()
 
 
-def test_candidates_recomputed_from_a_checkpoint(
-    dataset: ProcessedDataset, tmp_path: Path, ml_raw: Path
-) -> None:
+def test_candidates_recomputed_from_a_checkpoint(dataset: ProcessedDataset, tmp_path: Path, ml_raw: Path) -> None:
     from training.retriever import recompute_candidates
 
     train_retriever(dataset, RetrieverConfig(**TINY | {"top_k": 20}), tmp_path, progress=False)

@@ -42,9 +42,7 @@ def test_split_year_keeps_title_without_year() -> None:
 
 
 @given(
-    st.text(
-        alphabet=st.characters(blacklist_characters="()\n\r", blacklist_categories=["Cs", "Cc"]), min_size=1
-    ),
+    st.text(alphabet=st.characters(blacklist_characters="()\n\r", blacklist_categories=["Cs", "Cc"]), min_size=1),
     st.integers(min_value=1874, max_value=2030),
 )
 def test_year_always_reappended_once(title: str, year: int) -> None:

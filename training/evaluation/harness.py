@@ -90,9 +90,19 @@ def evaluate_models(
                     f"asked for k = {max(*retrieval_ks, candidates)}"
                 )
             result.seeds.append(
-                evaluate_seed(dataset, sequences, candidate_set, spec.ranker, run=run, split=split, ks=ks,
-                              retrieval_ks=retrieval_ks, candidates=candidates, progress=progress)
-            )  # fmt: skip
+                evaluate_seed(
+                    dataset,
+                    sequences,
+                    candidate_set,
+                    spec.ranker,
+                    run=run,
+                    split=split,
+                    ks=ks,
+                    retrieval_ks=retrieval_ks,
+                    candidates=candidates,
+                    progress=progress,
+                )
+            )
         users = {len(seed.retrieved) for seed in result.seeds}
         if len(users) != 1:
             raise DatasetError(f"{spec.name}: runs cover different users ({sorted(users)})")
@@ -117,9 +127,7 @@ def evaluate_seed(
 ) -> SeedResult:
     users = candidate_set.users.astype(np.int64)
     targets = np.array([sequences.target(int(u), split) for u in users])
-    retrieval_ranks = np.array(
-        [rank_in_list(row, t) for row, t in zip(candidate_set.items, targets, strict=True)]
-    )
+    retrieval_ranks = np.array([rank_in_list(row, t) for row, t in zip(candidate_set.items, targets, strict=True)])
     retrieved = retrieval_ranks <= candidates
     ranks = np.full(len(users), MISS)
     tasks = [
@@ -128,8 +136,6 @@ def evaluate_seed(
             user_id=dataset.user_id(int(users[i])),
             history=sequences.history(int(users[i]), split),
             candidates=candidate_set.valid(i, candidates),
-            cutoff_timestamp=sequences.target_timestamp(int(users[i]), split),
-            cutoff_item=int(targets[i]),
         )
         for i in np.flatnonzero(retrieved)
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,10 +25,20 @@ class MetricSummary(BaseModel):
     ci_high: float
 
 
+class RunInfo(BaseModel):
+    """What a retriever run's training.json says about how it was trained."""
+
+    run: str
+    seed: int
+    best_epoch: int | None = None
+    epochs_run: int | None = None
+    seconds: float | None = None
+
+
 class ModelReport(BaseModel):
     name: str
     ranker: str
-    runs: list[str]
+    runs: list[RunInfo]
     seeds: list[int]
     overall: dict[str, MetricSummary]
     subset: dict[str, MetricSummary]
@@ -82,17 +93,28 @@ def model_report(result: ModelResult, *, resamples: int) -> ModelReport:
     return ModelReport(
         name=result.name,
         ranker=result.ranker,
-        runs=[str(seed.run) for seed in seeds],
+        runs=[run_info(seed.run, seed.seed) for seed in seeds],
         seeds=[seed.seed for seed in seeds],
         overall={m: summarize([s.overall[m] for s in seeds], resamples=resamples) for m in seeds[0].overall},
         subset={
-            m: summarize([s.overall[m] for s in seeds], per=retrieved, resamples=resamples)
-            for m in seeds[0].overall
+            m: summarize([s.overall[m] for s in seeds], per=retrieved, resamples=resamples) for m in seeds[0].overall
         },
-        retrieval={
-            m: summarize([s.retrieval[m] for s in seeds], resamples=resamples) for m in seeds[0].retrieval
-        },
+        retrieval={m: summarize([s.retrieval[m] for s in seeds], resamples=resamples) for m in seeds[0].retrieval},
         retrieved_share=summarize(retrieved, resamples=resamples),
+    )
+
+
+def run_info(run: Path, seed: int) -> RunInfo:
+    path = run / "training.json"
+    if not path.is_file():
+        return RunInfo(run=str(run), seed=seed)
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    return RunInfo(
+        run=str(run),
+        seed=seed,
+        best_epoch=saved.get("best_epoch"),
+        epochs_run=saved.get("epochs_run"),
+        seconds=saved.get("seconds"),
     )
 
 
@@ -106,9 +128,13 @@ def comparisons(results: Sequence[ModelResult], *, resamples: int) -> list[Compa
             a = np.mean([s.overall[metric] for s in baseline.seeds], axis=0)
             b = np.mean([s.overall[metric] for s in result.seeds], axis=0)
             found.append(
-                Comparison(baseline=baseline.name, model=result.name, metric=metric,
-                           **paired_comparison(a, b, resamples=resamples).model_dump())
-            )  # fmt: skip
+                Comparison(
+                    baseline=baseline.name,
+                    model=result.name,
+                    metric=metric,
+                    **paired_comparison(a, b, resamples=resamples).model_dump(),
+                )
+            )
     return found
 
 
@@ -148,13 +174,18 @@ def markdown(report: EvaluationReport, *, plot_name: str) -> str:
         "|---|---|---|---|---|---|",
     ]
     for model in report.models:
-        cells = [model.overall.get("N@10"), model.overall.get("R@10"), model.retrieved_share,
-                 model.subset.get("N@10"), model.subset.get("R@10")]  # fmt: skip
+        cells = [
+            model.overall.get("N@10"),
+            model.overall.get("R@10"),
+            model.retrieved_share,
+            model.subset.get("N@10"),
+            model.subset.get("R@10"),
+        ]
         lines.append(
-            f"| {model.name} | " + " | ".join(
-                f"{c.mean:.4f} [{c.ci_low:.4f}, {c.ci_high:.4f}]" if c else "–" for c in cells
-            ) + " |"
-        )  # fmt: skip
+            f"| {model.name} | "
+            + " | ".join(f"{c.mean:.4f} [{c.ci_low:.4f}, {c.ci_high:.4f}]" if c else "–" for c in cells)
+            + " |"
+        )
     retrieval_columns = [f"R@{k}" for k in report.retrieval_ks] + [f"N@{k}" for k in report.retrieval_ks]
     lines += [
         "",
@@ -165,12 +196,20 @@ def markdown(report: EvaluationReport, *, plot_name: str) -> str:
     ]
     seen_runs: set[tuple[str, ...]] = set()
     for model in report.models:
-        if tuple(model.runs) in seen_runs:
+        runs = tuple(run.run for run in model.runs)
+        if runs in seen_runs:
             continue
-        seen_runs.add(tuple(model.runs))
-        lines.append(
-            f"| {model.name} | " + " | ".join(_cell(model.retrieval.get(c)) for c in retrieval_columns) + " |"
-        )
+        seen_runs.add(runs)
+        lines.append(f"| {model.name} | " + " | ".join(_cell(model.retrieval.get(c)) for c in retrieval_columns) + " |")
+    trained = [
+        f"{model.name} seed {run.seed}: best epoch {run.best_epoch} of {run.epochs_run}, "
+        f"{(run.seconds or 0) / 60:.1f} min"
+        for model in report.models
+        for run in model.runs
+        if run.epochs_run
+    ]
+    if trained:
+        lines += ["", "Training: " + "; ".join(trained) + "."]
     if report.comparisons:
         lines += [
             "",
@@ -183,7 +222,7 @@ def markdown(report: EvaluationReport, *, plot_name: str) -> str:
             verdict = ("better" if c.mean_difference > 0 else "worse") if c.significant else "within noise"
             lines.append(
                 f"| {c.model} | {c.metric} | {c.mean_difference:+.4f} | [{c.low:+.4f}, {c.high:+.4f}] | "
-                f"{c.p_value:.3f} | {verdict} |"
+                f"{'< 0.001' if c.p_value < 0.001 else f'{c.p_value:.3f}'} | {verdict} |"
             )
     lines += ["", f"![metrics at k]({plot_name})", ""]
     return "\n".join(lines)

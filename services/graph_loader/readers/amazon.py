@@ -50,13 +50,10 @@ class AmazonReader:
     def detect_category(self, raw_dir: Path) -> str:
         if self.category:
             return self.category
-        found = sorted(
-            path.name[len("ratings_") : -len(".csv")] for path in Path(raw_dir).glob("ratings_*.csv")
-        )
+        found = sorted(path.name[len("ratings_") : -len(".csv")] for path in Path(raw_dir).glob("ratings_*.csv"))
         if len(found) != 1:
             raise DatasetNotFoundError(
-                f"{raw_dir}: expected exactly one ratings_<Category>.csv, found {found or 'none'}; "
-                "pass --category",
+                f"{raw_dir}: expected exactly one ratings_<Category>.csv, found {found or 'none'}; pass --category",
                 path=str(raw_dir),
             )
         return found[0]

@@ -86,9 +86,7 @@ def interactions_frame(
             row = int(np.flatnonzero((values == "").to_numpy())[0])
             raise DatasetFormatError(f"{path}: empty {column!r} in row {row + 1}", path=str(path))
     ratings = (
-        parse_numbers(frame, rating, path=path, integer=False)
-        if rating is not None
-        else np.full(len(frame), np.nan)
+        parse_numbers(frame, rating, path=path, integer=False) if rating is not None else np.full(len(frame), np.nan)
     )
     return pd.DataFrame(
         {

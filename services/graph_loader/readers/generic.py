@@ -150,9 +150,7 @@ class GenericReader:
                 title=_scalar(record.get(mapping.items.title)),
                 attributes={a.label: _values(record.get(a.field)) for a in mapping.attributes},
                 links={link.relationship: _values(record.get(link.field)) for link in mapping.links},
-                properties={
-                    key: value for key in mapping.items.properties if (value := _scalar(record.get(key)))
-                },
+                properties={key: value for key in mapping.items.properties if (value := _scalar(record.get(key)))},
             )
         return items
 

@@ -46,9 +46,7 @@ class MovieLensLatestReader:
         links_path = Path(raw_dir) / "links.csv"
         if links_path.is_file():
             links = read_csv(links_path, columns=["movieId", "imdbId", "tmdbId"])
-            for movie_id, imdb_id, tmdb_id in zip(
-                links["movieId"], links["imdbId"], links["tmdbId"], strict=True
-            ):
+            for movie_id, imdb_id, tmdb_id in zip(links["movieId"], links["imdbId"], links["tmdbId"], strict=True):
                 item = items.get(movie_id.strip())
                 if item is not None:
                     item.properties.update(_link_properties(imdb_id.strip(), tmdb_id.strip()))

@@ -24,6 +24,7 @@ from services.ranker.paths.models import (
     RelationPath,
     UserPaths,
     check_request_batch,
+    given_history,
 )
 
 
@@ -51,18 +52,29 @@ class EmbeddedPathSource:
     def _fetch_one(self, request: PathRequest) -> UserPaths:
         graph = self._graph
         user = graph.find_nodes(self._dataset, USER_LABEL, [request.user_id]).get(request.user_id)
-        cutoff = request.cutoff
-        ratings = (
-            graph.ratings(
-                user.id,
-                before=(cutoff.timestamp, cutoff.item_idx) if cutoff else None,
-                limit=self.config.history_length,
+        given = given_history(request, self.config)
+        if given is not None:
+            history = given
+            known = graph.find_nodes(self._dataset, ITEM_LABEL, [item.item_id for item in given])
+            origins = [known[item.item_id].id for item in given if item.item_id in known]
+        else:
+            cutoff = request.cutoff
+            ratings = (
+                graph.ratings(
+                    user.id,
+                    before=(cutoff.timestamp, cutoff.item_idx) if cutoff else None,
+                    limit=self.config.history_length,
+                )
+                if user
+                else []
             )
-            if user
-            else []
-        )
+            history = [
+                HistoryItem(item_id=r.item.key, title=r.item.title or "", rating=r.rating, timestamp=r.ts)
+                for r in ratings
+            ]
+            origins = [rating.item.id for rating in ratings]
         candidates = graph.find_nodes(self._dataset, ITEM_LABEL, request.candidates)
-        lefts = self._halves([rating.item.id for rating in ratings], self.config.left_hops)
+        lefts = self._halves(origins, self.config.left_hops)
         rights_by_meeting_node: dict[int, list[_Half]] = defaultdict(list)
         for half in self._halves([node.id for node in candidates.values()], self.config.right_hops):
             rights_by_meeting_node[half.nodes[-1]].append(half)
@@ -81,9 +93,7 @@ class EmbeddedPathSource:
         info = graph.nodes_by_id({node for nodes, _ in joined for node in nodes})
         paths = [
             RelationPath(
-                nodes=tuple(
-                    PathNode(label=info[n].label, key=info[n].key, title=info[n].title) for n in nodes
-                ),
+                nodes=tuple(PathNode(label=info[n].label, key=info[n].key, title=info[n].title) for n in nodes),
                 hops=tuple(Hop(type=rel.type, forward=rel.src == nodes[i]) for i, rel in enumerate(rels)),
             )
             for nodes, rels in joined
@@ -91,13 +101,8 @@ class EmbeddedPathSource:
         return assemble_user_paths(
             request,
             known_user=user is not None,
-            history=[
-                HistoryItem(item_id=r.item.key, title=r.item.title or "", rating=r.rating, timestamp=r.ts)
-                for r in ratings
-            ],
-            candidates={
-                key: CandidateItem(item_id=key, title=node.title or "") for key, node in candidates.items()
-            },
+            history=history,
+            candidates={key: CandidateItem(item_id=key, title=node.title or "") for key, node in candidates.items()},
             paths=paths,
             schema=self._schema,
             config=self.config,

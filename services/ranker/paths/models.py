@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.core.errors import RequestError
 
@@ -22,9 +22,7 @@ class PathConfig(_Frozen):
     # 2 reaches shared attributes and direct item links; 3 adds attribute -> item -> link detours.
     # Beyond 3 the number of paths explodes through hub attributes (a genre joins most items).
     max_hops: int = Field(default=2, ge=1, le=3, description="path length bound in hops")
-    max_paths_per_pair: int = Field(
-        default=10, ge=1, le=100, description="kept per (history, candidate) pair"
-    )
+    max_paths_per_pair: int = Field(default=10, ge=1, le=100, description="kept per (history, candidate) pair")
 
     @property
     def left_hops(self) -> int:
@@ -46,10 +44,28 @@ class HistoryCutoff(_Frozen):
     item_idx: int = Field(default=0, ge=0)
 
 
+class HistoryItem(_Frozen):
+    item_id: str
+    title: str
+    rating: float | None
+    timestamp: int
+
+
 class PathRequest(_Frozen):
+    """Paths from a user's history to candidates. The history is the graph's own (the user's RATED
+    items, before `cutoff` if given), or `history` when the caller knows it (evaluation and training:
+    exactly the model's input, whatever interactions the graph holds)."""
+
     user_id: str = Field(min_length=1)
     candidates: tuple[str, ...] = Field(min_length=1)
     cutoff: HistoryCutoff | None = None
+    history: tuple[HistoryItem, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_history_source(self) -> PathRequest:
+        if self.history is not None and self.cutoff is not None:
+            raise ValueError("give either a cutoff into the graph's history or the history itself, not both")
+        return self
 
     @field_validator("candidates")
     @classmethod
@@ -101,13 +117,6 @@ class RelationPath:
         return len(self.hops)
 
 
-class HistoryItem(_Frozen):
-    item_id: str
-    title: str
-    rating: float | None
-    timestamp: int
-
-
 class CandidateItem(_Frozen):
     item_id: str
     title: str
@@ -140,3 +149,8 @@ class PathSource(Protocol):
 def check_request_batch(requests: Sequence[PathRequest]) -> None:
     if not requests:
         raise RequestError("a path fetch needs at least one request")
+
+
+def given_history(request: PathRequest, config: PathConfig) -> list[HistoryItem] | None:
+    """The caller's history, cut to the configured length (None when the graph's history is wanted)."""
+    return None if request.history is None else list(request.history[-config.history_length :])

@@ -22,6 +22,7 @@ from services.ranker.paths.models import (
     RelationPath,
     UserPaths,
     check_request_batch,
+    given_history,
 )
 
 
@@ -51,7 +52,7 @@ class Neo4jPathSource:
             "dataset": self._dataset,
             "history_length": self.config.history_length,
             "path_types": list(self._schema.path_types),
-            "requests": [_request_parameters(request) for request in requests],
+            "requests": [_request_parameters(request, self.config) for request in requests],
         }
         try:
             records, _, _ = self._driver.execute_query(
@@ -69,13 +70,13 @@ class Neo4jPathSource:
 
     def _user_paths(self, request: PathRequest, row: Any) -> UserPaths:
         history_rows = sorted(row["history"], key=lambda h: (h["ts"], h["idx"]))
+        stored = [
+            HistoryItem(item_id=h["id"], title=h["title"], rating=h["rating"], timestamp=h["ts"]) for h in history_rows
+        ]
         return assemble_user_paths(
             request,
             known_user=row["known_user"],
-            history=[
-                HistoryItem(item_id=h["id"], title=h["title"], rating=h["rating"], timestamp=h["ts"])
-                for h in history_rows
-            ],
+            history=stored if (given := given_history(request, self.config)) is None else given,
             candidates={c["id"]: CandidateItem(item_id=c["id"], title=c["title"]) for c in row["candidates"]},
             paths=[
                 RelationPath(
@@ -89,10 +90,12 @@ class Neo4jPathSource:
         )
 
 
-def _request_parameters(request: PathRequest) -> dict[str, Any]:
+def _request_parameters(request: PathRequest, config: PathConfig) -> dict[str, Any]:
+    given = given_history(request, config)
     return {
         "user_id": request.user_id,
         "candidates": list(request.candidates),
         "cutoff_ts": request.cutoff.timestamp if request.cutoff else None,
         "cutoff_item_idx": request.cutoff.item_idx if request.cutoff else 0,
+        "history_ids": None if given is None else [item.item_id for item in given],
     }

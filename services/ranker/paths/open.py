@@ -51,9 +51,7 @@ def open_path_source(
             )
         graph = EmbeddedGraph(embedded_path)
         try:
-            _check_loaded(
-                graph.status(dataset), dataset=dataset, data_hash=data_hash, where=str(embedded_path)
-            )
+            _check_loaded(graph.status(dataset), dataset=dataset, data_hash=data_hash, where=str(embedded_path))
             yield EmbeddedPathSource(graph, dataset=dataset, schema=schema, config=config)
         finally:
             graph.close()
@@ -66,6 +64,4 @@ def _check_loaded(status: dict[str, object] | None, *, dataset: str, data_hash: 
             f"{where} holds no complete load of {dataset} ({state}); run `kgrank graph load`", dataset=dataset
         )
     if status.get("data_hash") != data_hash:
-        logger.warning(
-            "%s holds a different version of %s than the processed data; reload it", where, dataset
-        )
+        logger.warning("%s holds a different version of %s than the processed data; reload it", where, dataset)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 import string
+from collections.abc import Callable
 
 from services.core.errors import RequestError
 from services.graph_loader.schema import ITEM_LABEL, USER_LABEL, GraphSchema
-from services.ranker.paths.models import RelationPath, UserPaths
+from services.ranker.paths.models import PathNode, RelationPath, UserPaths
 
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -18,24 +19,32 @@ def candidate_letter(position: int) -> str:
     return string.ascii_uppercase[position] if position < 26 else f"C{position + 1}"
 
 
-def path_text(paths: UserPaths, path: RelationPath) -> str:
-    """The paper's relation line: endpoints tagged with their history number and candidate letter.
-
-    Every hop is written "-> TYPE ->" whatever its direction, as in the paper's prompts.
-    """
-    history_number = {item.item_id: n for n, item in enumerate(paths.history, start=1)}
-    letters = {item.item_id: candidate_letter(i) for i, item in enumerate(paths.candidates)}
+def format_path(path: RelationPath, *, origin: str, target: str, name: Callable[[PathNode], str]) -> str:
+    """ "origin name -> TYPE -> middle -> TYPE -> target name": every hop written "-> TYPE ->" whatever its
+    direction, as in the paper's prompts; `origin` and `target` tag the endpoints (e.g. "(3)", "(B)")."""
     parts = []
     for position, node in enumerate(path.nodes):
         if position == 0:
-            parts.append(f"({history_number[node.key]}) {node.display}")
-        elif position == len(path.nodes) - 1:
-            parts.append(f"({letters[node.key]}) {node.display}")
+            parts.append(f"{origin} {name(node)}")
+        elif position == path.length:
+            parts.append(f"{target} {name(node)}")
         else:
-            parts.append(node.display)
+            parts.append(name(node))
         if position < path.length:
             parts.append(path.hops[position].type)
     return " -> ".join(parts)
+
+
+def path_text(paths: UserPaths, path: RelationPath) -> str:
+    """The paper's relation line, endpoints tagged with their history number and candidate letter."""
+    history_number = {item.item_id: n for n, item in enumerate(paths.history, start=1)}
+    letters = {item.item_id: candidate_letter(i) for i, item in enumerate(paths.candidates)}
+    return format_path(
+        path,
+        origin=f"({history_number[path.history_item]})",
+        target=f"({letters[path.candidate]})",
+        name=lambda node: node.display,
+    )
 
 
 def rating_text(paths: UserPaths, item_id: str) -> str | None:

@@ -37,14 +37,10 @@ def build_retriever(name: str, *, num_items: int, config: dict[str, Any]) -> nn.
 def load_checkpoint(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     """The model in eval mode and the checkpoint's metadata (config, dataset, data hash, …)."""
     if not path.is_file():
-        raise ModelNotFoundError(
-            f"{path}: checkpoint not found (run `kgrank train retriever`)", path=str(path)
-        )
+        raise ModelNotFoundError(f"{path}: checkpoint not found (run `kgrank train retriever`)", path=str(path))
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        model = build_retriever(
-            saved["config"]["model"], num_items=saved["num_items"], config=saved["config"]
-        )
+        model = build_retriever(saved["config"]["model"], num_items=saved["num_items"], config=saved["config"])
         model.load_state_dict(saved["state_dict"])
     except (RuntimeError, KeyError, OSError, EOFError, ValueError, pickle.UnpicklingError) as e:
         raise ModelError(f"{path}: not a usable retriever checkpoint: {e}", path=str(path)) from e

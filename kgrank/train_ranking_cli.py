@@ -1,0 +1,178 @@
+"""`kgrank train preference` and `kgrank train ranker`: the two learned parts of the ranking stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, graph_context
+from services.core.errors import ConfigError
+from services.graph_loader.dataset import ProcessedDataset
+from services.ranker.context import RANKING_PATHS
+from services.ranker.llm.tiny_config import TinyLlamaConfig
+from training.config import PreferenceConfig, RankerConfig
+
+if TYPE_CHECKING:
+    from training.ranking_data import RankingData
+
+Retriever = Annotated[Path, typer.Option(help="Retriever run whose val candidates drive model selection.")]
+TrainExamples = Annotated[int, typer.Option(min=1, help="Training prefixes sampled (each: target + 19 negatives).")]
+NegativesOption = Annotated[
+    Literal["random", "retriever"], typer.Option(help="random items, or the retriever's hard negatives")
+]
+
+
+def load_data(
+    data: Path,
+    dataset: ProcessedDataset,
+    *,
+    retriever: Path,
+    examples: int,
+    seed: int,
+    negatives: str,
+    neo4j_uri: str | None,
+    embedded: Path | None,
+) -> RankingData:
+    from training.ranking_data import ranking_data
+
+    with graph_context(data, dataset, neo4j_uri=neo4j_uri, embedded=embedded, config=RANKING_PATHS) as context:
+        return ranking_data(
+            dataset,
+            context,
+            retriever_run=retriever,
+            train_examples=examples,
+            seed=seed,
+            negatives=negatives,  # type: ignore[arg-type]
+            path_config=RANKING_PATHS,
+            cache_dir=data / "cache",
+        )
+
+
+def preference(
+    data: DataDir,
+    retriever: Retriever,
+    out: Annotated[Path, typer.Option(help="Folder for preference.pt.")],
+    train_examples: TrainExamples = 4000,
+    negatives: NegativesOption = "random",
+    seed: Annotated[int, typer.Option()] = 0,
+    max_epochs: Annotated[int, typer.Option(min=1)] = PreferenceConfig.max_epochs,
+    untrained: Annotated[bool, typer.Option(help="Save the seeded initial module untrained (paper ablation).")] = False,
+    neo4j_uri: Neo4jUri = None,
+    embedded: EmbeddedPath = None,
+) -> None:
+    """Train the preference module (listwise, early stopping on val NDCG@10); writes OUT/preference.pt."""
+    from training.preference import save_untrained, train_preference
+
+    dataset = ProcessedDataset.load(data)
+    loaded = load_data(
+        data,
+        dataset,
+        retriever=retriever,
+        examples=train_examples,
+        seed=seed,
+        negatives=negatives,
+        neo4j_uri=neo4j_uri,
+        embedded=embedded,
+    )
+    config = PreferenceConfig(seed=seed, max_epochs=max_epochs)
+    if untrained:
+        score = save_untrained(dataset, config, val=loaded.val, out=out)
+        typer.echo(f"untrained preference module: val N@10 {score:.4f} -> {out}")
+        return
+    result = train_preference(dataset, config, train=loaded.train, val=loaded.val, out=out)
+    typer.echo(
+        f"preference module: val N@10 {result.best_val_ndcg10:.4f} at epoch {result.best_epoch} "
+        f"(untrained: {result.untrained_val_ndcg10:.4f}; {len(loaded.train[0])} training examples, "
+        f"{len(loaded.val[0])} validation users, {result.seconds:.0f} s) -> {out}"
+    )
+
+
+def ranker(
+    data: DataDir,
+    retriever: Retriever,
+    out: Annotated[Path, typer.Option(help="Folder for the merged Hugging Face checkpoint.")],
+    base_model: Annotated[str, typer.Option(help="'tiny', or a local Llama-architecture checkpoint folder.")] = "tiny",
+    paths: Annotated[
+        Literal["none", "shortest", "preference", "untrained-preference"],
+        typer.Option(help="Which relation paths the prompts show."),
+    ] = "preference",
+    preference_dir: Annotated[
+        Path | None,
+        typer.Option("--preference", help="Preference module folder (for the preference strategies)."),
+    ] = None,
+    train_examples: TrainExamples = 3000,
+    negatives: NegativesOption = "random",
+    seed: Annotated[int, typer.Option()] = 0,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Default: 1 with LoRA, 3 for tiny.")] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help="Default: 1e-4 with LoRA, 1e-3 for tiny.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    budget_tokens: Annotated[int | None, typer.Option(min=64, help="Default: 2286, 1024 for tiny.")] = None,
+    lora: Annotated[bool | None, typer.Option(help="Default: LoRA for a checkpoint, full for tiny.")] = None,
+    load_in_4bit: Annotated[bool, typer.Option(help="QLoRA (needs a GPU and bitsandbytes).")] = False,
+    eval_every: Annotated[int, typer.Option(min=1, help="Steps between validations.")] = 100,
+    max_minutes: Annotated[float | None, typer.Option(min=0.1)] = None,
+    hidden_size: Annotated[int, typer.Option(min=16, help="tiny only")] = TinyLlamaConfig().hidden_size,
+    layers: Annotated[int, typer.Option(min=1, help="tiny only")] = TinyLlamaConfig().layers,
+    heads: Annotated[int, typer.Option(min=1, help="tiny only")] = TinyLlamaConfig().heads,
+    vocab_size: Annotated[int, typer.Option(min=512, help="tiny only")] = TinyLlamaConfig().vocab_size,
+    neo4j_uri: Neo4jUri = None,
+    embedded: EmbeddedPath = None,
+) -> None:
+    """Fine-tune the LLM ranker on letter answers, select on val NDCG@10, merge and save it."""
+    from services.ranker.preference.scorer import PreferenceScorer
+    from services.ranker.preference.select import NoPaths, PathSelector, PreferencePaths, ShortestPaths
+    from training.ranker import train_ranker
+
+    dataset = ProcessedDataset.load(data)
+    selector: PathSelector
+    if paths in ("preference", "untrained-preference"):
+        if preference_dir is None:
+            raise ConfigError(f"--paths {paths} needs --preference DIR (from `kgrank train preference`)")
+        module = PreferenceScorer.load(preference_dir)
+        if module.meta.get("trained") != (paths == "preference"):
+            state = "trained" if module.meta.get("trained") else "untrained"
+            raise ConfigError(f"--paths {paths} but {preference_dir} holds a {state} module")
+        selector = PreferencePaths(module)
+    else:
+        selector = ShortestPaths() if paths == "shortest" else NoPaths()
+    loaded = load_data(
+        data,
+        dataset,
+        retriever=retriever,
+        examples=train_examples,
+        seed=seed,
+        negatives=negatives,
+        neo4j_uri=neo4j_uri,
+        embedded=embedded,
+    )
+    config = RankerConfig(
+        base_model=base_model,
+        path_strategy=paths,
+        seed=seed,
+        budget_tokens=budget_tokens,
+        lora=lora,
+        load_in_4bit=load_in_4bit,
+        lr=lr,
+        batch_size=batch_size,
+        epochs=epochs,
+        eval_every=eval_every,
+        max_minutes=max_minutes,
+        tiny=TinyLlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, layers=layers, heads=heads),
+    )
+    uses_module = paths in ("preference", "untrained-preference")
+    result = train_ranker(
+        dataset,
+        config,
+        selector=selector,
+        train=loaded.train,
+        val=loaded.val,
+        out=out,
+        preference_dir=preference_dir if uses_module else None,
+    )
+    typer.echo(
+        f"ranker ({paths}): val N@10 {result.best_val_ndcg10:.4f} at step {result.best_step} of {result.steps} "
+        f"({len(loaded.train[0])} training examples, {result.seconds / 60:.1f} min; saved scores match within "
+        f"{result.reload_max_abs_difference:.1e}) -> {out}"
+    )

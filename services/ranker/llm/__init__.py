@@ -1,0 +1,1 @@
+"""The LLM ranker: checkpoints with kgrank metadata, one-pass letter scoring in-process or via vLLM."""

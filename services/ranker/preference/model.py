@@ -1,0 +1,47 @@
+"""PreferenceModel: a score per (user, relation path); candidate scores pool their paths' scores.
+
+s(u, p) = w·f(p) + ⟨e_u, W f(p)⟩ + ⟨e_u, n_b(p)⟩ + β_b(p), where f(p) are the path's features,
+e_u the user's embedding (row 0: users the model never saw), n_b and β_b the embedding and bias of
+the node the path passes through. A candidate's score is log Σ exp over its paths and a learned
+"no path" score, so more and better paths raise it. Trained listwise (training/preference.py).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from services.ranker.preference.features import NODE_BUCKETS, PathBatch
+
+
+class PreferenceModel(nn.Module):
+    def __init__(self, *, users: int, features: int, dim: int = 32) -> None:
+        super().__init__()
+        self.users = nn.Embedding(users + 1, dim)
+        self.linear = nn.Linear(features, 1)
+        self.project = nn.Linear(features, dim, bias=False)
+        self.nodes = nn.Embedding(NODE_BUCKETS, dim)
+        self.node_bias = nn.Embedding(NODE_BUCKETS, 1)
+        self.no_path = nn.Parameter(torch.zeros(()))
+        for table in (self.users, self.nodes):
+            nn.init.normal_(table.weight, std=0.05)
+        nn.init.zeros_(self.node_bias.weight)
+
+    def path_scores(self, batch: PathBatch) -> torch.Tensor:
+        """(P,) one score per path."""
+        user = self.users(batch.users)
+        return (
+            self.linear(batch.features).squeeze(-1)
+            + (user * self.project(batch.features)).sum(-1)
+            + (user * self.nodes(batch.buckets)).sum(-1)
+            + self.node_bias(batch.buckets).squeeze(-1)
+        )
+
+    def candidate_scores(self, batch: PathBatch, path_scores: torch.Tensor | None = None) -> torch.Tensor:
+        """(E, C): log(exp(no_path) + Σ exp(path scores)) for each candidate."""
+        scores = self.path_scores(batch) if path_scores is None else path_scores
+        slots = batch.examples * batch.candidates
+        floor = self.no_path.detach().expand(slots).clone()
+        peak = floor.scatter_reduce(0, batch.slot, scores.detach(), reduce="amax")  # for a stable sum of exps
+        total = torch.exp(self.no_path - peak).scatter_add(0, batch.slot, torch.exp(scores - peak[batch.slot]))
+        return (peak + torch.log(total)).view(batch.examples, batch.candidates)

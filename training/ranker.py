@@ -1,0 +1,312 @@
+"""Fine-tune the LLM ranker: one answer letter per prompt, loss on the letter and EOS only.
+
+    kgrank train ranker --data data/ml --retriever runs/lrurec/seed-0 --base-model tiny \
+        --paths preference --preference models/preference --out models/ranker
+
+Reads top to bottom: config (RankerConfig in training/config.py) → prompts for the training and
+validation examples (relation paths chosen by the strategy, fitted to the token budget) → tokenizer
+and model (`tiny`: a BPE trained on
+these prompts and a small Llama from scratch, trained in full; a local checkpoint: LoRA on q_proj /
+v_proj) → one loop, validated every `eval_every` steps on val NDCG@10, best state kept → LoRA merged
+into the base → a standard Hugging Face checkpoint plus kgrank_ranker.json (letter token ids, prompt
+format, data hash), checked by reloading it and comparing scores.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 - the usual name
+from tqdm import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from services.core.atomic import write_json
+from services.core.errors import ModelError
+from services.graph_loader.dataset import ProcessedDataset
+from services.ranker.llm.metadata import RankerMetadata
+from services.ranker.llm.ranker import prompt_builder
+from services.ranker.llm.scorer import TransformersScorer, left_padded, letter_logprobs
+from services.ranker.llm.tiny import build_tiny_llama
+from services.ranker.llm.tokenizer import answer_token_ids, build_bpe_tokenizer
+from services.ranker.paths.models import UserPaths
+from services.ranker.preference.scorer import PREFERENCE_FILE
+from services.ranker.preference.select import PathSelector
+from services.ranker.prompt import PROMPT_FORMAT_VERSION, PromptBuilder
+from training.config import TINY, RankerConfig
+from training.evaluation.metrics import per_user_metrics
+from training.examples import Example
+
+# Without a tokenizer yet, the tiny model's BPE is trained on prompts measured in words: a generous
+# stand-in budget, so the corpus holds everything a real prompt could show.
+CORPUS_BUDGET_WORDS = 100_000
+
+
+@dataclass
+class RankerResult:
+    best_step: int
+    best_val_ndcg10: float
+    steps: int
+    seconds: float
+    reload_max_abs_difference: float
+    history: list[dict[str, float]]
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def build_prompts(
+    builder: PromptBuilder, selector: PathSelector, examples: list[Example], paths: list[UserPaths]
+) -> list[str]:
+    scored = selector.score([(e.task.user, p) for e, p in zip(examples, paths, strict=True)])
+    return [builder.build(p.history, p.candidates, s).text for p, s in zip(paths, scored, strict=True)]
+
+
+def load_tokenizer_and_model(
+    config: RankerConfig, corpus: list[str]
+) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    if config.base_model == TINY:
+        tokenizer = build_bpe_tokenizer(corpus, vocab_size=config.tiny.vocab_size)
+        return tokenizer, build_tiny_llama(tokenizer, config.tiny, seed=config.seed)
+    base = Path(config.base_model)
+    if not (base / "config.json").is_file():
+        raise ModelError(f"{base}: not a Hugging Face checkpoint folder (no config.json)")
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    options: dict[str, Any] = {"dtype": torch.float32}
+    if config.load_in_4bit:
+        options = quantization_options()
+    return tokenizer, AutoModelForCausalLM.from_pretrained(base, **options)
+
+
+def quantization_options() -> dict[str, Any]:
+    """NF4 4-bit loading (QLoRA, as the paper): only with a GPU and bitsandbytes installed."""
+    if not torch.cuda.is_available():
+        raise ModelError("--load-in-4bit needs a CUDA GPU")
+    try:
+        from transformers import BitsAndBytesConfig
+    except ImportError as e:  # pragma: no cover - depends on the installed extras
+        raise ModelError("--load-in-4bit needs bitsandbytes (pip install bitsandbytes)") from e
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float16
+    )
+    return {"quantization_config": quantization, "device_map": "auto"}
+
+
+def with_lora(model: PreTrainedModel, config: RankerConfig) -> PreTrainedModel:
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.lora_targets),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+def answer_loss(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    answers: list[int],
+    eos_id: int,
+) -> torch.Tensor:
+    """Cross-entropy of the answer letter after the prompt and of EOS after the letter; nothing else."""
+    letters = torch.tensor(answers)
+    ids, mask, positions = left_padded(tokenizer, prompts)
+    ids = torch.cat([ids, letters.unsqueeze(1), torch.full_like(letters, eos_id).unsqueeze(1)], dim=1)
+    mask = torch.cat([mask, torch.ones(len(prompts), 2, dtype=mask.dtype)], dim=1)
+    positions = torch.cat([positions, positions[:, -1:] + 1, positions[:, -1:] + 2], dim=1)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=3).logits
+    return (F.cross_entropy(logits[:, 0].float(), letters) + F.cross_entropy(logits[:, 1].float(), ids[:, -1])) / 2
+
+
+@torch.inference_mode()
+def val_ndcg10(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    examples: list[Example],
+    letter_ids: list[int],
+) -> float:
+    ranks = []
+    for start in range(0, len(prompts), 16):
+        table = letter_logprobs(model, tokenizer, prompts[start : start + 16], letter_ids).numpy()
+        for row, example in enumerate(examples[start : start + 16]):
+            scores = table[row, : len(example.task.candidates)]
+            ranks.append(1 + int(np.flatnonzero(np.argsort(-scores, kind="stable") == example.target_position)[0]))
+    return float(per_user_metrics(np.array(ranks), [10])["N@10"].mean())
+
+
+def train_ranker(
+    dataset: ProcessedDataset,
+    config: RankerConfig,
+    *,
+    selector: PathSelector,
+    train: tuple[list[Example], list[UserPaths]],
+    val: tuple[list[Example], list[UserPaths]],
+    out: Path,
+    preference_dir: Path | None = None,
+    progress: bool = True,
+) -> RankerResult:
+    config = config.resolved()
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    prompt_config = config.prompt()
+
+    corpus_builder = PromptBuilder(
+        prompt_config.model_copy(update={"budget_tokens": CORPUS_BUDGET_WORDS}),
+        count_tokens=word_count,
+        truncate_tokens=lambda text, n: " ".join(text.split()[:n]),
+    )
+    corpus = build_prompts(corpus_builder, selector, *train) if config.base_model == TINY else []
+    tokenizer, model = load_tokenizer_and_model(config, corpus)
+    letter_ids = answer_token_ids(tokenizer)
+    eos_id = tokenizer.eos_token_id
+    if eos_id is None:
+        raise ModelError("the tokenizer has no EOS token")
+    builder = prompt_builder(tokenizer, prompt_config)
+    train_prompts = build_prompts(builder, selector, *train)
+    val_prompts = build_prompts(builder, selector, *val)
+    answers = [letter_ids[e.target_position] for e in train[0]]
+
+    if config.lora:
+        model = with_lora(model, config)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr or 1e-3, weight_decay=0.0)
+    steps_per_epoch = math.ceil(len(train_prompts) / config.batch_size)
+    total = steps_per_epoch * (config.epochs or 1)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: min(1.0, (step + 1) / config.warmup_steps) * max(0.0, (total - step) / total),
+    )
+
+    history: list[dict[str, float]] = []
+    model.eval()
+    best = val_ndcg10(model, tokenizer, val_prompts, val[0], letter_ids)
+    best_step, best_state = 0, _trainable_state(model)
+    history.append({"step": 0, "val_N@10": best})
+    order = list(range(len(train_prompts)))
+    step, losses = 0, []
+    bar = tqdm(total=total, desc=f"ranker ({config.path_strategy})", disable=not progress)
+    stop = False
+    for _ in range(config.epochs or 1):
+        rng.shuffle(order)
+        for start in range(0, len(order), config.batch_size):
+            model.train()
+            batch = order[start : start + config.batch_size]
+            loss = answer_loss(model, tokenizer, [train_prompts[i] for i in batch], [answers[i] for i in batch], eos_id)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            schedule.step()
+            step += 1
+            losses.append(loss.item())
+            bar.update(1)
+            over_time = config.max_minutes is not None and time.perf_counter() - started > config.max_minutes * 60
+            if step % config.eval_every == 0 or step == total or over_time:
+                model.eval()
+                score = val_ndcg10(model, tokenizer, val_prompts, val[0], letter_ids)
+                history.append({"step": step, "loss": float(np.mean(losses)), "val_N@10": score})
+                losses = []
+                if score > best:
+                    best, best_step, best_state = score, step, _trainable_state(model)
+                bar.set_postfix(val_n10=f"{score:.4f}", best=f"{best:.4f}@{best_step}")
+            if over_time:
+                stop = True
+                break
+        if stop:
+            break
+    bar.close()
+    model.load_state_dict(best_state, strict=False)
+    model.eval()
+
+    check = val_prompts[:8]
+    with torch.inference_mode():
+        before = letter_logprobs(model, tokenizer, check, letter_ids) if check else torch.zeros(0)
+    if config.load_in_4bit:
+        final = _merge_into_full_precision(model, config)
+    elif config.lora:
+        final = model.merge_and_unload()
+    else:
+        final = model
+    save_checkpoint(final, tokenizer, out)
+    if preference_dir is not None:
+        shutil.copy2(preference_dir / PREFERENCE_FILE, out / PREFERENCE_FILE)
+    metadata = RankerMetadata(
+        prompt_format_version=PROMPT_FORMAT_VERSION,
+        letter_token_ids=letter_ids,
+        eos_token_id=eos_id,
+        dataset=dataset.name,
+        data_hash=dataset.manifest.data_hash,
+        base_model=config.base_model,
+        path_strategy=config.path_strategy,
+        prompt=prompt_config,
+        kgrank_version=version("kgrank"),
+        training={
+            "train_examples": len(train_prompts),
+            "val_examples": len(val_prompts),
+            "steps": step,
+            "best_step": best_step,
+            "best_val_N@10": best,
+            "lora": str(config.lora),
+            "seconds": round(time.perf_counter() - started, 1),
+        },
+    )
+    metadata.save(out)
+    difference = 0.0
+    if check:
+        reloaded = TransformersScorer(out).score(check, [len(letter_ids)] * len(check))
+        difference = float(np.max(np.abs(np.stack(reloaded) - before.numpy())))
+        if difference > 1e-3:
+            raise ModelError(f"the saved ranker scores differ from the trained one by {difference:.2e}")
+    write_training_log(out, config, history, difference)
+    return RankerResult(best_step, best, step, round(time.perf_counter() - started, 1), difference, history)
+
+
+def _trainable_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
+    """A copy of what training changes (the adapters under LoRA, everything otherwise)."""
+    names = {name for name, p in model.named_parameters() if p.requires_grad}
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items() if name in names}
+
+
+def _merge_into_full_precision(adapted: PreTrainedModel, config: RankerConfig) -> PreTrainedModel:
+    """A 4-bit base cannot hold merged weights: reload it in float16 and merge the trained adapters there."""
+    from peft import PeftModel
+
+    with tempfile.TemporaryDirectory() as staging:
+        adapted.save_pretrained(staging)
+        base = AutoModelForCausalLM.from_pretrained(config.base_model, dtype=torch.float16)
+        return PeftModel.from_pretrained(base, staging).merge_and_unload()
+
+
+def save_checkpoint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def write_training_log(out: Path, config: RankerConfig, history: list[dict[str, float]], difference: float) -> None:
+    write_json(
+        out / "training.json",
+        {
+            "config": asdict(config) | {"tiny": config.tiny.model_dump()},
+            "history": history,
+            "reload_max_abs_difference": difference,
+        },
+    )
