@@ -3,9 +3,10 @@
     .venv/bin/python -m benchmarks.scoring_speed --data DATA --retriever RUN --model MODEL_DIR
 Writes benchmarks/results/ml-latest-small/scoring_speed.{json,md}.
 
-One pass reads 20 letter log-probabilities at the last position. Generating a ranking of 20
-candidates ("A, B, …" — 40 tokens: a letter and a separator each) takes 40 decoding steps with a KV
-cache; its length is forced so that the timing measures the cost of producing a full ranking,
+One pass reads 20 letter log-probabilities at the last position. Generating the ranked list is timed
+twice, with a KV cache and greedy decoding: as letters ("A, B, …": 40 tokens, the shortest possible
+list) and as titles, the way generative recommenders write it (as many tokens as the prompt's
+candidate list). Lengths are forced so that the timing measures the cost of writing a full ranking,
 whatever a model trained to answer one letter would choose to write.
 """
 
@@ -31,7 +32,8 @@ from services.ranker.paths.open import open_path_source
 from training.examples import validation_examples
 
 PROMPTS = 40
-GENERATED_TOKENS = 40
+LETTER_LIST_TOKENS = 40
+CANDIDATES_MARK = "Candidate pool: "
 
 
 def main() -> None:
@@ -66,22 +68,32 @@ def main() -> None:
 
     single, batched = one_pass(1), one_pass(8)
     model, tokenizer = scorer.model, scorer.tokenizer
-    generated = []
-    with torch.inference_mode():
+    title_list_tokens = int(
+        statistics.median(
+            len(tokenizer(p.split(CANDIDATES_MARK)[-1].split("\n\n###")[0], add_special_tokens=False)["input_ids"])
+            for p in prompts
+        )
+    )
+
+    @torch.inference_mode()
+    def generate(length: int) -> float:
+        seconds = []
         for prompt in prompts[:10]:
             ids, mask, _ = left_padded(tokenizer, [prompt])
             started = time.perf_counter()
             output = model.generate(
                 input_ids=ids,
                 attention_mask=mask,
-                max_new_tokens=GENERATED_TOKENS,
-                min_new_tokens=GENERATED_TOKENS,
+                max_new_tokens=length,
+                min_new_tokens=length,
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,
             )
-            generated.append(time.perf_counter() - started)
-            assert output.shape[1] == ids.shape[1] + GENERATED_TOKENS
-    generation = statistics.median(generated)
+            seconds.append(time.perf_counter() - started)
+            assert output.shape[1] == ids.shape[1] + length
+        return statistics.median(seconds)
+
+    letters, titles = generate(LETTER_LIST_TOKENS), generate(title_list_tokens)
     tokens = statistics.median(len(tokenizer(p)["input_ids"]) for p in prompts)
     payload = {
         "benchmark": "scoring_speed",
@@ -92,8 +104,10 @@ def main() -> None:
         "median_prompt_tokens": tokens,
         "threads": torch.get_num_threads(),
         "one_pass_s_per_prompt": {"batch_1": round(single, 4), "batch_8": round(batched, 4)},
-        "generate_40_tokens_s_per_prompt": round(generation, 4),
-        "speedup_vs_generation": round(generation / single, 1),
+        "generate_letter_list_s_per_prompt": {"tokens": LETTER_LIST_TOKENS, "seconds": round(letters, 4)},
+        "generate_title_list_s_per_prompt": {"tokens": title_list_tokens, "seconds": round(titles, 4)},
+        "speedup_vs_letter_list": round(letters / single, 1),
+        "speedup_vs_title_list": round(titles / single, 1),
         "throughput_prompts_per_s": {"batch_1": round(1 / single, 2), "batch_8": round(1 / batched, 2)},
         "target_speedup_min": 20,
     }
@@ -105,17 +119,17 @@ def main() -> None:
         [
             ["one pass, letter log-probabilities (batch 1)", f"{single:.4f}", f"{1 / single:.1f}"],
             ["one pass, letter log-probabilities (batch 8)", f"{batched:.4f}", f"{1 / batched:.1f}"],
-            [
-                f"generate a ranked list ({GENERATED_TOKENS} tokens, KV cache)",
-                f"{generation:.4f}",
-                f"{1 / generation:.1f}",
-            ],
+            [f"generate the list as letters ({LETTER_LIST_TOKENS} tokens)", f"{letters:.4f}", f"{1 / letters:.1f}"],
+            [f"generate the list as titles ({title_list_tokens} tokens)", f"{titles:.4f}", f"{1 / titles:.1f}"],
         ],
     )
     (out / "scoring_speed.md").write_text(
         f"# One-pass scoring vs generation\n\n`{payload['command']}`, {torch.get_num_threads()} CPU threads, "
         f"{len(prompts)} real validation prompts (median {tokens:.0f} tokens).\n\n{table}\n\n"
-        f"**One pass is {payload['speedup_vs_generation']}× faster than generating the list** (target ≥ 20×).\n"
+        f"**One pass is {payload['speedup_vs_letter_list']}× faster than writing the list as letters and "
+        f"{payload['speedup_vs_title_list']}× faster than writing it as titles** (target ≥ 20×). On a tiny model "
+        "on a CPU the 1,000-token prompt dominates and each decoding step is cheap; the gap widens with model "
+        "size, where every step reads all weights again.\n"
     )
     print((out / "scoring_speed.md").read_text())
 

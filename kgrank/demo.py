@@ -45,6 +45,7 @@ def demo(
     typer.echo(f"embedded graph: {graph_path} ({sum(report.counts.relationships.values()):,} relationships)")
 
     request, held_out = sample_request(dataset, candidates)
+    # Always the embedded graph the demo just built, whatever KGRANK_NEO4J_URI says.
     with open_path_source(
         Settings(neo4j_uri=None),
         dataset=dataset.name,

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, embedded_path_for, settings_for
+from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, embedded_path_for, path_source, settings_for
 from services.core.atomic import write_json
 from services.core.errors import RequestError
 from services.graph_loader.dataset import ProcessedDataset
@@ -17,7 +17,6 @@ from services.graph_loader.loader import LoadReport, load_graph
 from services.graph_loader.neo4j_connection import open_driver
 from services.graph_loader.neo4j_writer import Neo4jGraphWriter
 from services.ranker.paths import HistoryCutoff, PathConfig, PathRequest, UserPaths
-from services.ranker.paths.open import open_path_source
 from services.ranker.paths.render import candidate_letter, path_cypher, path_text, rating_text
 
 graph_app = typer.Typer(help="Build the knowledge graph and query relation paths.", no_args_is_help=True)
@@ -95,14 +94,7 @@ def paths(
         cutoff=HistoryCutoff(timestamp=cutoff_ts) if cutoff_ts is not None else None,
     )
     config = PathConfig(history_length=history_length, max_hops=max_hops, max_paths_per_pair=max_paths)
-    with open_path_source(
-        settings_for(neo4j_uri),
-        dataset=dataset.name,
-        data_hash=dataset.manifest.data_hash,
-        schema=dataset.schema,
-        embedded_path=embedded_path_for(data, embedded),
-        config=config,
-    ) as source:
+    with path_source(data, dataset, neo4j_uri=neo4j_uri, embedded=embedded, config=config) as source:
         (result,) = source.fetch([request])
     if as_json:
         typer.echo(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))

@@ -12,7 +12,7 @@ import typer
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.context import GraphContext
-from services.ranker.paths import PathConfig
+from services.ranker.paths import PathConfig, PathSource
 from services.ranker.paths.open import open_path_source
 
 Neo4jUri = Annotated[
@@ -36,10 +36,10 @@ def embedded_path_for(data: Path, embedded: Path | None) -> Path:
 
 
 @contextmanager
-def graph_context(
+def path_source(
     data: Path, dataset: ProcessedDataset, *, neo4j_uri: str | None, embedded: Path | None, config: PathConfig
-) -> Iterator[GraphContext]:
-    """Relation paths for ranking tasks from Neo4j (with a URI) or DATA's embedded graph."""
+) -> Iterator[PathSource]:
+    """Relation paths from Neo4j (with a URI or KGRANK_NEO4J_URI) or DATA's embedded graph."""
     with open_path_source(
         settings_for(neo4j_uri),
         dataset=dataset.name,
@@ -48,4 +48,13 @@ def graph_context(
         embedded_path=embedded_path_for(data, embedded),
         config=config,
     ) as source:
+        yield source
+
+
+@contextmanager
+def graph_context(
+    data: Path, dataset: ProcessedDataset, *, neo4j_uri: str | None, embedded: Path | None, config: PathConfig
+) -> Iterator[GraphContext]:
+    """Relation paths for ranking tasks (see `path_source`)."""
+    with path_source(data, dataset, neo4j_uri=neo4j_uri, embedded=embedded, config=config) as source:
         yield GraphContext(dataset, source)

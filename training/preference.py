@@ -16,6 +16,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +40,11 @@ class PreferenceResult:
     epochs_run: int
     seconds: float
     history: list[dict[str, float]]
+
+
+def provenance(dataset: ProcessedDataset, config: PreferenceConfig) -> dict[str, Any]:
+    """What a saved module records about its origin; the ranker and `evaluate` check the data hash."""
+    return {"dataset": dataset.name, "data_hash": dataset.manifest.data_hash, "config": asdict(config)}
 
 
 def val_ndcg10(scorer: PreferenceScorer, examples: list[Example], paths: list[UserPaths]) -> float:
@@ -117,9 +123,7 @@ def train_preference(
     scorer.save(
         out / PREFERENCE_FILE,
         trained=True,
-        dataset=dataset.name,
-        data_hash=dataset.manifest.data_hash,
-        config=asdict(config),
+        **provenance(dataset, config),
         best_epoch=best_epoch,
         val_ndcg10=best,
         untrained_val_ndcg10=untrained,
@@ -140,12 +144,5 @@ def save_untrained(
     scorer = PreferenceScorer.create(users=len(dataset.users), schema=dataset.schema, dim=config.dim, seed=config.seed)
     score = val_ndcg10(scorer, *val)
     out.mkdir(parents=True, exist_ok=True)
-    scorer.save(
-        out / PREFERENCE_FILE,
-        trained=False,
-        dataset=dataset.name,
-        data_hash=dataset.manifest.data_hash,
-        config=asdict(config),
-        val_ndcg10=score,
-    )
+    scorer.save(out / PREFERENCE_FILE, trained=False, **provenance(dataset, config), val_ndcg10=score)
     return score

@@ -7,7 +7,10 @@ from tests.unit.test_cli import kgrank
 
 
 def test_demo_runs_on_embedded_defaults(ml_raw: Path, tmp_path: Path) -> None:
-    result = kgrank("demo", "--raw", ml_raw, "--workdir", tmp_path / "demo")
+    # A Neo4j URI in the environment must not pull the demo off its embedded graph.
+    result = kgrank(
+        "demo", "--raw", ml_raw, "--workdir", tmp_path / "demo", env={"KGRANK_NEO4J_URI": "bolt://127.0.0.1:1"}
+    )
     assert result.returncode == 0, result.stderr
     assert f"data: {ml_raw} (local)" in result.stdout
     assert "The user's real next item (held out): (" in result.stdout

@@ -13,7 +13,7 @@ from services.core.errors import DatasetFormatError, DatasetNotFoundError
 from services.graph_loader.readers import reader_for
 from services.graph_loader.readers.amazon import first_category_path, parse_product_line
 from services.graph_loader.synthetic import SyntheticCatalogue
-from tests.fixtures.formats import asin, write_amazon, write_generic, write_ml100k
+from tests.fixtures.formats import ML100K_GENRES, asin, ml100k_genre, write_amazon, write_generic, write_ml100k
 
 
 def copy_raw(source: Path, tmp_path: Path) -> Path:
@@ -115,30 +115,8 @@ class TestMovieLens100K:
         assert raw.items["9999"].title == "Le Amélie (2001)"
         assert raw.items["9999"].attributes["Genre"] == ["Comedy"]
         movie = catalogue.movies[0]
-        assert raw.items[str(movie.movie_id)].attributes["Genre"] == [
-            g
-            for g in (
-                "Action",
-                "Adventure",
-                "Animation",
-                "Children's",
-                "Comedy",
-                "Crime",
-                "Documentary",
-                "Drama",
-                "Fantasy",
-                "Film-Noir",
-                "Horror",
-                "Musical",
-                "Mystery",
-                "Romance",
-                "Sci-Fi",
-                "Thriller",
-                "War",
-                "Western",
-            )
-            if g in {("Children's" if x == "Children" else x) for x in movie.genres}
-        ]
+        wanted = {ml100k_genre(g) for g in movie.genres}
+        assert raw.items[str(movie.movie_id)].attributes["Genre"] == [g for g in ML100K_GENRES if g in wanted]
         assert raw.items[str(movie.movie_id)].properties["imdb_url"].startswith("http://us.imdb.com/")
         assert set(raw.interactions["rating"]) <= {1.0, 2.0, 3.0, 4.0, 5.0}
 

@@ -201,15 +201,17 @@ def markdown(report: EvaluationReport, *, plot_name: str) -> str:
             continue
         seen_runs.add(runs)
         lines.append(f"| {model.name} | " + " | ".join(_cell(model.retrieval.get(c)) for c in retrieval_columns) + " |")
-    trained = [
-        f"{model.name} seed {run.seed}: best epoch {run.best_epoch} of {run.epochs_run}, "
-        f"{(run.seconds or 0) / 60:.1f} min"
-        for model in report.models
-        for run in model.runs
-        if run.epochs_run
-    ]
+    trained, listed = [], set()
+    for model in report.models:
+        for run in model.runs:
+            if run.epochs_run and run.run not in listed:
+                listed.add(run.run)
+                trained.append(
+                    f"{Path(run.run).parent.name}/{Path(run.run).name}: best epoch {run.best_epoch} of "
+                    f"{run.epochs_run}, {(run.seconds or 0) / 60:.1f} min"
+                )
     if trained:
-        lines += ["", "Training: " + "; ".join(trained) + "."]
+        lines += ["", "Retriever training: " + "; ".join(trained) + "."]
     if report.comparisons:
         lines += [
             "",
