@@ -18,9 +18,13 @@ if TYPE_CHECKING:
     from training.ranking_data import RankingData
 
 Retriever = Annotated[Path, typer.Option(help="Retriever run whose val candidates drive model selection.")]
-TrainExamples = Annotated[int, typer.Option(min=1, help="Training prefixes sampled (each: target + 19 negatives).")]
-NegativesOption = Annotated[
-    Literal["random", "retriever"], typer.Option(help="random items, or the retriever's hard negatives")
+TrainExamples = Annotated[int, typer.Option(min=1, help="Training prefixes sampled.")]
+TrainCandidatesOption = Annotated[
+    Literal["random", "hard", "retrieved"],
+    typer.Option(
+        help="random: next item + 19 random negatives, shuffled (the paper); hard: + the retriever's 19 best "
+        "guesses, shuffled; retrieved: the retriever's top 20 in its order, as evaluation sees them."
+    ),
 ]
 
 
@@ -31,7 +35,7 @@ def load_data(
     retriever: Path,
     examples: int,
     seed: int,
-    negatives: str,
+    candidates: str,
     neo4j_uri: str | None,
     embedded: Path | None,
 ) -> RankingData:
@@ -44,7 +48,7 @@ def load_data(
             retriever_run=retriever,
             train_examples=examples,
             seed=seed,
-            negatives=negatives,  # type: ignore[arg-type]
+            candidates=candidates,  # type: ignore[arg-type]
             path_config=RANKING_PATHS,
             cache_dir=data / "cache",
         )
@@ -55,7 +59,7 @@ def preference(
     retriever: Retriever,
     out: Annotated[Path, typer.Option(help="Folder for preference.pt.")],
     train_examples: TrainExamples = 4000,
-    negatives: NegativesOption = "random",
+    train_candidates: TrainCandidatesOption = "random",
     seed: Annotated[int, typer.Option()] = 0,
     max_epochs: Annotated[int, typer.Option(min=1)] = PreferenceConfig.max_epochs,
     untrained: Annotated[bool, typer.Option(help="Save the seeded initial module untrained (paper ablation).")] = False,
@@ -72,7 +76,7 @@ def preference(
         retriever=retriever,
         examples=train_examples,
         seed=seed,
-        negatives=negatives,
+        candidates=train_candidates,
         neo4j_uri=neo4j_uri,
         embedded=embedded,
     )
@@ -103,7 +107,7 @@ def ranker(
         typer.Option("--preference", help="Preference module folder (for the preference strategies)."),
     ] = None,
     train_examples: TrainExamples = 3000,
-    negatives: NegativesOption = "random",
+    train_candidates: TrainCandidatesOption = "random",
     seed: Annotated[int, typer.Option()] = 0,
     epochs: Annotated[int | None, typer.Option(min=1, help="Default: 1 with LoRA, 3 for tiny.")] = None,
     lr: Annotated[float | None, typer.Option(min=0.0, help="Default: 1e-4 with LoRA, 1e-3 for tiny.")] = None,
@@ -143,7 +147,7 @@ def ranker(
         retriever=retriever,
         examples=train_examples,
         seed=seed,
-        negatives=negatives,
+        candidates=train_candidates,
         neo4j_uri=neo4j_uri,
         embedded=embedded,
     )

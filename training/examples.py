@@ -1,4 +1,4 @@
-"""Labelled ranking examples: training prefixes with negatives, validation users with retrieved candidates.
+"""Labelled ranking examples: training prefixes with candidates, validation users with retrieved ones.
 
 method.md §5: a training example is a prefix of a user's train sequence, its next item, and 19
 negatives, shuffled. Validation examples are what evaluation sees: users whose val item is in their
@@ -18,7 +18,8 @@ from services.graph_loader.sequences import UserSequences
 from services.ranker.candidates import CandidateSet
 from services.ranker.ranking import RankingTask
 
-Negatives = Literal["random", "retriever"]
+TrainCandidates = Literal["random", "hard", "retrieved"]
+Ranking = Callable[[np.ndarray, int], np.ndarray]  # (history, k) -> the retriever's k best items, best first
 
 
 @dataclass(frozen=True)
@@ -37,42 +38,51 @@ def training_examples(
     *,
     count: int,
     seed: int,
+    kind: TrainCandidates = "random",
+    retriever: Ranking | None = None,
     candidates: int = 20,
-    hard_negatives: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> list[Example]:
-    """`count` prefixes drawn uniformly from all train prefixes (every train event but each user's first).
+    """Up to `count` train prefixes (every train event but each user's first), drawn at random.
 
-    Negatives are random items the user never interacted with, or — with `hard_negatives(history, k)`
-    — the retriever's best guesses, since test candidates come from the retriever too.
+    - random: the next item and 19 random items the user never interacted with, shuffled (the paper);
+    - hard: the next item and the retriever's 19 best other guesses, shuffled;
+    - retrieved: the retriever's top 20 for the prefix in its own order, only for prefixes whose next
+      item is among them: what evaluation hands a ranker (the retriever has seen these sequences in
+      training, so it does better on them than on new ones).
     """
+    if kind != "random" and retriever is None:
+        raise ValueError(f"{kind} training candidates need a retriever")
     rng = np.random.default_rng(seed)
     prefixes = [(u, t) for u in range(1, sequences.users + 1) for t in range(1, len(sequences.train(u)))]
-    chosen = rng.choice(len(prefixes), size=min(count, len(prefixes)), replace=False)
     items = len(dataset.items)
     examples = []
-    for index in sorted(chosen):
+    for index in rng.permutation(len(prefixes)):
+        if len(examples) == count:
+            break
         user, position = prefixes[index]
         train = sequences.train(user)
         history, target = train[:position], int(train[position])
-        seen = set(sequences.items[user - 1].tolist())
-        if hard_negatives is not None:
-            negatives = [int(i) for i in hard_negatives(history, candidates + len(seen)) if int(i) not in seen]
+        if kind == "retrieved":
+            shown = set(history.tolist())
+            ranked = [int(i) for i in retriever(history, candidates + len(shown)) if int(i) not in shown]  # type: ignore[misc]
+            pool = np.array(ranked[:candidates], dtype=np.int64)
+            if target not in pool:
+                continue
         else:
-            negatives = []
-            while len(negatives) < candidates - 1:
-                pick = int(rng.integers(1, items + 1))
-                if pick not in seen and pick not in negatives:
-                    negatives.append(pick)
-        pool = np.array([target, *negatives[: candidates - 1]], dtype=np.int64)
-        rng.shuffle(pool)
+            seen = set(sequences.items[user - 1].tolist())
+            if kind == "hard":
+                negatives = [int(i) for i in retriever(history, candidates + len(seen)) if int(i) not in seen]  # type: ignore[misc]
+            else:
+                negatives = []
+                while len(negatives) < candidates - 1:
+                    pick = int(rng.integers(1, items + 1))
+                    if pick not in seen and pick not in negatives:
+                        negatives.append(pick)
+            pool = np.array([target, *negatives[: candidates - 1]], dtype=np.int64)
+            rng.shuffle(pool)
         examples.append(
             Example(
-                task=RankingTask(
-                    user=user,
-                    user_id=dataset.user_id(user),
-                    history=history,
-                    candidates=pool,
-                ),
+                task=RankingTask(user=user, user_id=dataset.user_id(user), history=history, candidates=pool),
                 target=target,
             )
         )

@@ -8,10 +8,8 @@ paths of train and val examples the same whether the graph holds train or all in
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -23,10 +21,8 @@ from services.ranker.context import TaskContext
 from services.ranker.paths.models import PathConfig, UserPaths
 from services.ranker.retriever.registry import load_checkpoint
 from services.ranker.retriever.retrieve import left_pad
-from training.examples import Example, training_examples, validation_examples
+from training.examples import Example, Ranking, TrainCandidates, training_examples, validation_examples
 from training.path_export import export_paths
-
-Negatives = Literal["random", "retriever"]
 
 
 @dataclass(frozen=True)
@@ -35,8 +31,8 @@ class RankingData:
     val: tuple[list[Example], list[UserPaths]]
 
 
-def retriever_negatives(run: Path) -> Callable[[np.ndarray, int], np.ndarray]:
-    """Hard negatives: the retriever's top items for a history (the caller drops what the user saw)."""
+def retriever_ranking(run: Path) -> Ranking:
+    """The retriever's top items for a history, best first (callers drop what they must not show)."""
     model, saved = load_checkpoint(run / "checkpoint.pt")
     max_len = saved["config"]["max_len"]
 
@@ -55,7 +51,7 @@ def ranking_data(
     retriever_run: Path,
     train_examples: int,
     seed: int,
-    negatives: Negatives,
+    candidates: TrainCandidates,
     path_config: PathConfig,
     cache_dir: Path,
     progress: bool = True,
@@ -73,7 +69,8 @@ def ranking_data(
         sequences,
         count=train_examples,
         seed=seed,
-        hard_negatives=retriever_negatives(retriever_run) if negatives == "retriever" else None,
+        kind=candidates,
+        retriever=None if candidates == "random" else retriever_ranking(retriever_run),
     )
     val = validation_examples(dataset, sequences, candidate_set)
     identity = {"data_hash": dataset.manifest.data_hash, "paths": path_config.model_dump()}

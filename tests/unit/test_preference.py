@@ -66,6 +66,16 @@ def test_candidate_score_pools_paths_with_log_sum_exp() -> None:
     assert float(scores[0, 2]) == pytest.approx(floor)  # no path: the learned floor
 
 
+def test_position_prior_is_added_per_slot() -> None:
+    torch.manual_seed(0)
+    model = PreferenceModel(users=10, features=feature_size(SCHEMA))
+    batch, _ = encode_paths([(3, example())], SCHEMA, candidates=3)
+    before = model.candidate_scores(batch).detach()
+    with torch.no_grad():
+        model.position[:3] = torch.tensor([2.0, 0.0, -1.0])
+    assert torch.allclose(model.candidate_scores(batch).detach() - before, torch.tensor([[2.0, 0.0, -1.0]]))
+
+
 def test_gradients_reach_every_part() -> None:
     model = PreferenceModel(users=10, features=feature_size(SCHEMA))
     batch, _ = encode_paths([(3, example())], SCHEMA, candidates=3)

@@ -3,7 +3,9 @@
 s(u, p) = w·f(p) + ⟨e_u, W f(p)⟩ + ⟨e_u, n_b(p)⟩ + β_b(p), where f(p) are the path's features,
 e_u the user's embedding (row 0: users the model never saw), n_b and β_b the embedding and bias of
 the node the path passes through. A candidate's score is log Σ exp over its paths and a learned
-"no path" score, so more and better paths raise it. Trained listwise (training/preference.py).
+"no path" score, so more and better paths raise it, plus a learned prior for its position in the
+list (which learns the retriever's order when trained on retrieved lists, and nothing on shuffled
+ones). Trained listwise (training/preference.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import torch
 from torch import nn
 
 from services.ranker.preference.features import NODE_BUCKETS, PathBatch
+from services.ranker.prompt import MAX_CANDIDATES
 
 
 class PreferenceModel(nn.Module):
@@ -23,6 +26,7 @@ class PreferenceModel(nn.Module):
         self.nodes = nn.Embedding(NODE_BUCKETS, dim)
         self.node_bias = nn.Embedding(NODE_BUCKETS, 1)
         self.no_path = nn.Parameter(torch.zeros(()))
+        self.position = nn.Parameter(torch.zeros(MAX_CANDIDATES))
         for table in (self.users, self.nodes):
             nn.init.normal_(table.weight, std=0.05)
         nn.init.zeros_(self.node_bias.weight)
@@ -38,10 +42,11 @@ class PreferenceModel(nn.Module):
         )
 
     def candidate_scores(self, batch: PathBatch, path_scores: torch.Tensor | None = None) -> torch.Tensor:
-        """(E, C): log(exp(no_path) + Σ exp(path scores)) for each candidate."""
+        """(E, C): log(exp(no_path) + Σ exp(path scores)) + the position prior, for each candidate."""
         scores = self.path_scores(batch) if path_scores is None else path_scores
         slots = batch.examples * batch.candidates
         floor = self.no_path.detach().expand(slots).clone()
         peak = floor.scatter_reduce(0, batch.slot, scores.detach(), reduce="amax")  # for a stable sum of exps
         total = torch.exp(self.no_path - peak).scatter_add(0, batch.slot, torch.exp(scores - peak[batch.slot]))
-        return (peak + torch.log(total)).view(batch.examples, batch.candidates)
+        pooled = (peak + torch.log(total)).view(batch.examples, batch.candidates)
+        return pooled + self.position[: batch.candidates]
