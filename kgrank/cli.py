@@ -16,6 +16,7 @@ from kgrank.data_cli import data_app
 from kgrank.demo import demo
 from kgrank.evaluate_cli import evaluate
 from kgrank.graph_cli import graph_app
+from kgrank.serve_cli import serve
 from kgrank.train_cli import train_app
 from services.core.errors import KgrankError
 
@@ -30,6 +31,7 @@ app.add_typer(graph_app, name="graph")
 app.add_typer(train_app, name="train")
 app.command("evaluate")(evaluate)
 app.command("demo")(demo)
+app.command("serve")(serve)
 
 
 def main() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -18,3 +21,24 @@ class Settings(BaseSettings):
     neo4j_password: SecretStr | None = None
     neo4j_database: str = "neo4j"
     neo4j_timeout_s: float = Field(default=10.0, gt=0, description="Connection and query timeout.")
+
+    # Serving (`kgrank serve`).
+    data_dir: Path | None = Field(default=None, description="Processed dataset folder (`kgrank data prepare`).")
+    model_dir: Path | None = Field(default=None, description="Ranker checkpoint (`kgrank train ranker`).")
+    graph_path: Path | None = Field(
+        default=None, description="Embedded graph file when no Neo4j URI is set (default: DATA_DIR/graph.sqlite)."
+    )
+    scorer: Literal["transformers", "vllm"] = "transformers"
+    vllm_url: str = "http://127.0.0.1:8000"
+    vllm_model: str = Field(default="kgrank-ranker", description="The name vLLM serves the checkpoint under.")
+    scorer_timeout_s: float = Field(default=10.0, gt=0, description="Longest wait for one scoring pass.")
+    batch_size: int = Field(default=8, ge=1, le=256, description="Prompts per in-process forward pass.")
+    batch_wait_ms: float = Field(
+        default=2.0, ge=0, le=1000, description="How long a prompt waits for others to share its forward pass."
+    )
+    redis_url: str | None = Field(default=None, description="Redis for the ranking cache; unset: in-process LRU.")
+    redis_timeout_s: float = Field(default=0.5, gt=0, description="Redis socket timeout (cache is optional).")
+    cache_ttl_s: int = Field(default=3600, ge=1, description="How long a cached ranking lives.")
+    cache_entries: int = Field(default=10_000, ge=1, description="Capacity of the in-process cache.")
+    explanations_per_item: int = Field(default=3, ge=0, le=20, description="Paths returned per ranked item.")
+    api_key: SecretStr | None = Field(default=None, description="When set, requests need header X-API-Key.")

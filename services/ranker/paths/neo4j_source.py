@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
 
 import neo4j
 from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
@@ -25,11 +26,15 @@ from services.ranker.paths.models import (
     given_history,
 )
 
+DriverT = TypeVar("DriverT", neo4j.Driver, neo4j.AsyncDriver)
 
-class Neo4jPathSource:
+
+class _Neo4jPaths(Generic[DriverT]):
+    """What both Neo4j sources share: the rendered query, its parameters, and reading its rows."""
+
     def __init__(
         self,
-        driver: neo4j.Driver,
+        driver: DriverT,
         *,
         database: str,
         dataset: str,
@@ -46,25 +51,21 @@ class Neo4jPathSource:
             "paths", left_hops=self.config.left_hops, right_hops=self.config.right_hops
         )
 
-    def fetch(self, requests: Sequence[PathRequest]) -> list[UserPaths]:
+    def _arguments(self, requests: Sequence[PathRequest]) -> dict[str, Any]:
         check_request_batch(requests)
-        parameters = {
-            "dataset": self._dataset,
-            "history_length": self.config.history_length,
-            "path_types": list(self._schema.path_types),
-            "requests": [_request_parameters(request, self.config) for request in requests],
+        return {
+            "query_": self._query,
+            "parameters_": {
+                "dataset": self._dataset,
+                "history_length": self.config.history_length,
+                "path_types": list(self._schema.path_types),
+                "requests": [_request_parameters(request, self.config) for request in requests],
+            },
+            "database_": self._database,
+            "routing_": neo4j.RoutingControl.READ,
         }
-        try:
-            records, _, _ = self._driver.execute_query(
-                self._query,
-                parameters_=parameters,
-                database_=self._database,
-                routing_=neo4j.RoutingControl.READ,
-            )
-        except (ServiceUnavailable, SessionExpired) as e:
-            raise GraphUnavailableError(f"Neo4j is unreachable: {e}") from e
-        except Neo4jError as e:
-            raise GraphError(f"Neo4j rejected the path query: {e.message}") from e
+
+    def _results(self, requests: Sequence[PathRequest], records: list[Any]) -> list[UserPaths]:
         rows = {record["request"]: record for record in records}
         return [self._user_paths(request, rows[index]) for index, request in enumerate(requests)]
 
@@ -88,6 +89,34 @@ class Neo4jPathSource:
             schema=self._schema,
             config=self.config,
         )
+
+
+class Neo4jPathSource(_Neo4jPaths[neo4j.Driver]):
+    def fetch(self, requests: Sequence[PathRequest]) -> list[UserPaths]:
+        arguments = self._arguments(requests)
+        with _graph_errors():
+            records, _, _ = self._driver.execute_query(**arguments)
+        return self._results(requests, records)
+
+
+class AsyncNeo4jPathSource(_Neo4jPaths[neo4j.AsyncDriver]):
+    """The same query on the async driver, for the API's event loop."""
+
+    async def fetch(self, requests: Sequence[PathRequest]) -> list[UserPaths]:
+        arguments = self._arguments(requests)
+        with _graph_errors():
+            records, _, _ = await self._driver.execute_query(**arguments)
+        return self._results(requests, records)
+
+
+@contextmanager
+def _graph_errors() -> Iterator[None]:
+    try:
+        yield
+    except (ServiceUnavailable, SessionExpired, OSError) as e:
+        raise GraphUnavailableError(f"Neo4j is unreachable: {e}") from e
+    except Neo4jError as e:
+        raise GraphError(f"Neo4j rejected the path query: {e.message}") from e
 
 
 def _request_parameters(request: PathRequest, config: PathConfig) -> dict[str, Any]:

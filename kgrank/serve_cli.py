@@ -1,0 +1,42 @@
+"""`kgrank serve`: the ranking API under uvicorn (settings from KGRANK_*; options override them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from kgrank.options import Neo4jUri
+from services.core.settings import Settings
+
+
+def serve(
+    data: Annotated[Path | None, typer.Option("--data", help="Processed dataset (default: KGRANK_DATA_DIR).")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Ranker checkpoint (KGRANK_MODEL_DIR).")] = None,
+    neo4j_uri: Neo4jUri = None,
+    redis_url: Annotated[
+        str | None, typer.Option("--redis-url", help="Redis for the cache (default: KGRANK_REDIS_URL; unset = LRU).")
+    ] = None,
+    scorer: Annotated[
+        Literal["transformers", "vllm"] | None, typer.Option(help="Default: KGRANK_SCORER (transformers).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
+) -> None:
+    """Serve POST /rank, POST /interactions, /healthz, /readyz, /metrics and the OpenAPI docs at /docs."""
+    import uvicorn
+
+    from services.api.app import build_service, create_app
+
+    overrides = {
+        "data_dir": data,
+        "model_dir": model,
+        "neo4j_uri": neo4j_uri,
+        "redis_url": redis_url,
+        "scorer": scorer,
+    }
+    settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
+    # Built before uvicorn starts, so a bad setting ends as one error line instead of a failed startup.
+    app = create_app(settings, service=build_service(settings))
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,0 +1,225 @@
+"""The FastAPI app: routes, API key, error bodies and request metrics. `build_service` wires the parts."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+
+from services.api.batching import MicroBatcher
+from services.api.cache import MemoryCache, RankingCache, RedisCache
+from services.api.graph import open_serving_graph
+from services.api.metrics import Metrics
+from services.api.models import (
+    ErrorBody,
+    Health,
+    InteractionRequest,
+    InteractionResponse,
+    RankRequest,
+    RankResponse,
+    Readiness,
+)
+from services.api.service import RankingService
+from services.core.errors import (
+    ConfigError,
+    GraphError,
+    GraphUnavailableError,
+    KgrankError,
+    ModelError,
+    RequestError,
+)
+from services.core.settings import Settings
+from services.graph_loader.dataset import ProcessedDataset
+from services.ranker.context import RANKING_PATHS
+from services.ranker.llm.scorer import LetterScorer, TransformersScorer
+from services.ranker.llm.vllm import VLLMScorer
+from services.ranker.paths.models import PathConfig
+from services.ranker.pipeline import RankingSteps
+
+logger = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+def build_service(settings: Settings) -> RankingService:
+    """Load the dataset and checkpoint named by the settings and connect (lazily) to graph, cache and scorer."""
+    if settings.data_dir is None or settings.model_dir is None:
+        raise ConfigError("serving needs KGRANK_DATA_DIR (processed dataset) and KGRANK_MODEL_DIR (ranker checkpoint)")
+    dataset = ProcessedDataset.load(settings.data_dir)
+    steps = RankingSteps.load(settings.model_dir)
+    metadata = steps.metadata
+    if (metadata.dataset, metadata.data_hash) != (dataset.name, dataset.manifest.data_hash):
+        raise ModelError(
+            f"{settings.model_dir} was trained on {metadata.dataset} {metadata.data_hash[:12]}, but "
+            f"{settings.data_dir} holds {dataset.name} {dataset.manifest.data_hash[:12]}: user and item ids "
+            "would not match; serve the data the checkpoint was trained on"
+        )
+    scorer: LetterScorer
+    if settings.scorer == "vllm":
+        scorer = VLLMScorer(
+            settings.vllm_url, metadata, model=settings.vllm_model, timeout_s=settings.scorer_timeout_s, retries=1
+        )
+        workers = 4  # HTTP calls wait on the server, not on this CPU
+    else:
+        scorer = TransformersScorer(settings.model_dir, batch_size=settings.batch_size)
+        workers = 1  # one forward pass at a time; torch already uses every core
+    path_config = PathConfig(
+        history_length=metadata.prompt.history_items, max_paths_per_pair=RANKING_PATHS.max_paths_per_pair
+    )
+    cache: RankingCache = (
+        RedisCache(settings.redis_url, ttl_s=settings.cache_ttl_s, timeout_s=settings.redis_timeout_s)
+        if settings.redis_url
+        else MemoryCache(entries=settings.cache_entries, ttl_s=settings.cache_ttl_s)
+    )
+    return RankingService(
+        dataset=dataset,
+        steps=steps,
+        graph=open_serving_graph(settings, dataset, settings.data_dir, path_config),
+        cache=cache,
+        batcher=MicroBatcher(
+            scorer.score,
+            max_batch=settings.batch_size,
+            wait_s=settings.batch_wait_ms / 1000,
+            timeout_s=settings.scorer_timeout_s,
+            workers=workers,
+        ),
+        scorer_name=settings.scorer,
+        metrics=Metrics(),
+        explanations_per_item=settings.explanations_per_item,
+    )
+
+
+def create_app(settings: Settings | None = None, *, service: RankingService | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        running = service or build_service(settings)
+        app.state.service = running
+        await running.start()
+        try:
+            yield
+        finally:
+            await running.close()
+
+    app = FastAPI(
+        title="kgrank",
+        version=VERSION,
+        summary="Knowledge-graph-backed recommendation ranking (LlamaRec-LKG-RAG).",
+        lifespan=lifespan,
+    )
+    _install_error_handlers(app)
+    _install_request_metrics(app)
+    api_key = _api_key_dependency(settings)
+
+    def running(request: Request) -> RankingService:
+        return request.app.state.service
+
+    @app.post("/rank", response_model=RankResponse, dependencies=[Depends(api_key)], responses=_ERRORS)
+    async def rank(body: RankRequest, request: Request) -> RankResponse:
+        """Re-rank 1..20 candidates for a user; each item carries the graph paths that explain it."""
+        return await running(request).rank(body)
+
+    @app.post("/interactions", response_model=InteractionResponse, dependencies=[Depends(api_key)], responses=_ERRORS)
+    async def interactions(body: InteractionRequest, request: Request) -> InteractionResponse:
+        """Record a user–item event: written to the graph; the user's cached rankings go stale at once."""
+        return await running(request).record(body)
+
+    @app.get("/healthz", response_model=Health)
+    async def healthz() -> Health:
+        """The process is up."""
+        return Health()
+
+    @app.get("/readyz", response_model=Readiness)
+    async def readyz(request: Request) -> Readiness:
+        """Model loaded; the state of graph and cache (the service answers, degraded, without them)."""
+        return await running(request).readiness()
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        return Response(running(request).metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorBody, "description": "missing or wrong X-API-Key"},
+    422: {"model": ErrorBody, "description": "invalid body; `item_ids` names unknown, duplicate or extra ids"},
+    503: {"model": ErrorBody, "description": "the graph cannot take the interaction now; retry"},
+}
+
+
+def _api_key_dependency(settings: Settings) -> Callable[..., Awaitable[None]]:
+    header = APIKeyHeader(name="X-API-Key", auto_error=False)
+    expected = settings.api_key.get_secret_value().encode() if settings.api_key else None
+
+    async def check(key: str | None = Depends(header)) -> None:
+        if expected is None:
+            return
+        if key is None or not hmac.compare_digest(key.encode(), expected):
+            raise _Unauthorized
+
+    return check
+
+
+class _UnauthorizedError(Exception):
+    pass
+
+
+_Unauthorized = _UnauthorizedError()
+
+
+def _error(status: int, message: str, item_ids: list[str] | None = None) -> JSONResponse:
+    return JSONResponse(ErrorBody(error=message, item_ids=item_ids).model_dump(), status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(_UnauthorizedError)
+    async def unauthorized(request: Request, exc: _UnauthorizedError) -> JSONResponse:
+        response = _error(401, "missing or wrong X-API-Key")
+        response.headers["WWW-Authenticate"] = "APIKey"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return _error(422, f"invalid {where or 'request'}: {first.get('msg', 'invalid value')}")
+
+    @app.exception_handler(RequestError)
+    async def bad_request(request: Request, exc: RequestError) -> JSONResponse:
+        return _error(422, exc.message, exc.details.get("item_ids"))
+
+    @app.exception_handler(GraphError)
+    async def graph_down(request: Request, exc: GraphError) -> JSONResponse:
+        status = 503 if isinstance(exc, GraphUnavailableError) else 500
+        return _error(status, exc.message)
+
+    @app.exception_handler(KgrankError)
+    async def failed(request: Request, exc: KgrankError) -> JSONResponse:
+        logger.error("request failed: %s", exc.message)
+        return _error(500, exc.message)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error")
+        return _error(500, "internal error (logged)")
+
+
+def _install_request_metrics(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", "unmatched")
+        service = getattr(request.app.state, "service", None)
+        if service is not None:
+            service.metrics.requests.labels(endpoint, str(response.status_code)).observe(time.perf_counter() - start)
+        return response

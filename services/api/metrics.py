@@ -1,0 +1,51 @@
+"""Prometheus metrics of one app instance (its own registry, so several apps can live in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+# Seconds: a cache hit is ~1 ms, a CPU forward pass tens to hundreds of ms, a timeout up to seconds.
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Histogram(
+            "kgrank_request_seconds",
+            "HTTP request latency by endpoint and status code.",
+            ["endpoint", "status"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.stages = Histogram(
+            "kgrank_stage_seconds",
+            "Latency of each /rank stage (cache, graph, paths, prompt, score).",
+            ["stage"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.cache = Counter(
+            "kgrank_cache_lookups_total",
+            "Ranking cache lookups by result (hit, miss, error).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.degraded = Counter(
+            "kgrank_degraded_total",
+            "Answers given without a dependency, by the dependency.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.scorer_errors = Counter(
+            "kgrank_scorer_errors_total", "Scoring passes that failed or timed out.", registry=self.registry
+        )
+        self.batch_size = Histogram(
+            "kgrank_scorer_batch_size",
+            "Prompts per scorer call (micro-batching of concurrent requests).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

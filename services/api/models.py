@@ -1,0 +1,113 @@
+"""The HTTP contract (design.md): request and response bodies of every endpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.ranker.prompt import MAX_CANDIDATES
+
+ItemId = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RankRequest(_Body):
+    user_id: str = Field(min_length=1, max_length=256)
+    # More than 20 is answered with a 422 naming the extra ids; beyond this bound the body is nonsense.
+    candidates: list[ItemId] = Field(
+        min_length=1, max_length=1000, description=f"1..{MAX_CANDIDATES} unique item ids, e.g. the retriever's top 20"
+    )
+    top_k: int | None = Field(default=None, ge=1, le=MAX_CANDIDATES, description="return only the best k")
+    explain: bool = Field(default=True, description="attach the graph paths behind each item")
+
+
+class NodeElement(BaseModel):
+    kind: Literal["node"] = "node"
+    label: str
+    key: str
+    title: str | None
+
+
+class RelationshipElement(BaseModel):
+    kind: Literal["relationship"] = "relationship"
+    type: str
+    direction: Literal["forward", "backward"]  # forward: points from the element before to the one after
+
+
+class ExplanationOut(BaseModel):
+    text: str
+    path: list[NodeElement | RelationshipElement]
+    cypher: str = Field(description="paste into Neo4j Browser to draw exactly this path")
+    score: float
+    shown_to_model: bool
+
+
+class RankedItemOut(BaseModel):
+    item_id: str
+    title: str
+    score: float
+    rank: int
+    explanations: list[ExplanationOut]
+
+
+RankedBy = Literal["llm", "preference module", "request order"]
+
+
+class ModelInfo(BaseModel):
+    version: str
+    dataset: str
+    data_hash: str
+    graph_version: str | None
+    base_model: str
+    path_strategy: str
+    scorer: str
+    ranked_by: RankedBy
+
+
+DegradedReason = Literal["graph", "cache", "scorer"]
+
+
+class RankResponse(BaseModel):
+    user_id: str
+    known_user: bool
+    cold_start: bool = Field(description="no history to rank from: the answer leans on the candidates alone")
+    history_length: int
+    ranking: list[RankedItemOut]
+    model: ModelInfo
+    cached: bool
+    degraded: list[DegradedReason]
+    timings_ms: dict[str, float]
+
+
+class InteractionRequest(_Body):
+    user_id: str = Field(min_length=1, max_length=256)
+    item_id: ItemId
+    rating: float | None = Field(default=None, ge=0, le=10)
+    timestamp: int | None = Field(default=None, ge=0, le=2**53, description="unix seconds; default: now")
+
+
+class InteractionResponse(BaseModel):
+    user_id: str
+    item_id: str
+    timestamp: int
+    cache_invalidated: bool
+    degraded: list[DegradedReason]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str]  # dependency -> "ok" or what is wrong
+    degraded: list[DegradedReason]
+
+
+class ErrorBody(BaseModel):
+    error: str
+    item_ids: list[str] | None = None

@@ -1,0 +1,345 @@
+"""What the endpoints do: rank with cache, graph, preference module and scorer, each stage timed and guarded.
+
+Degradation (design.md): no graph → history from the processed dataset, no paths; no cache → uncached;
+no LLM → the preference module's scores, else the request's order. Each is named in `degraded`, counted
+in metrics, and a degraded answer is never cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.api.batching import MicroBatcher
+from services.api.cache import CacheUnavailableError, RankingCache
+from services.api.graph import ServingGraph
+from services.api.metrics import Metrics
+from services.api.models import (
+    DegradedReason,
+    ExplanationOut,
+    InteractionRequest,
+    InteractionResponse,
+    ModelInfo,
+    NodeElement,
+    RankedBy,
+    RankedItemOut,
+    RankRequest,
+    RankResponse,
+    Readiness,
+    RelationshipElement,
+)
+from services.core.errors import GraphError, RequestError, ScorerError, UnknownItemsError
+from services.graph_loader.dataset import ProcessedDataset
+from services.ranker.paths.models import CandidateItem, HistoryItem, PathRequest, RelationPath, UserPaths
+from services.ranker.paths.render import path_cypher, path_text
+from services.ranker.pipeline import RankedCandidate, RankingSteps, rank_candidates
+from services.ranker.prompt import MAX_CANDIDATES, Prompt, ScoredPath
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Timer:
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings_ms[name] = round((time.perf_counter() - start) * 1000, 3)
+
+    def finish(self) -> dict[str, float]:
+        self.timings_ms["total"] = round((time.perf_counter() - self.started) * 1000, 3)
+        return self.timings_ms
+
+
+class RankingService:
+    def __init__(
+        self,
+        *,
+        dataset: ProcessedDataset,
+        steps: RankingSteps,
+        graph: ServingGraph,
+        cache: RankingCache,
+        batcher: MicroBatcher,
+        scorer_name: str,
+        metrics: Metrics,
+        explanations_per_item: int,
+    ) -> None:
+        self.dataset = dataset
+        self.steps = steps
+        self.graph = graph
+        self.cache = cache
+        self.batcher = batcher
+        self.scorer_name = scorer_name
+        self.metrics = metrics
+        self.explanations_per_item = explanations_per_item
+        self.graph_version: str | None = None
+        self._items = {item.id: item for item in dataset.items}
+        self._users = {user_id: idx for idx, user_id in enumerate(dataset.users, start=1)}
+        self._offline_history: dict[str, tuple[HistoryItem, ...]] | None = None
+
+    async def start(self) -> None:
+        self.batcher.on_batch = self.metrics.batch_size.observe
+        self.batcher.start()
+        await self._refresh_graph_version()
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        await self.cache.close()
+        await self.graph.close()
+
+    # -- POST /rank ----------------------------------------------------------------------------------
+
+    async def rank(self, request: RankRequest) -> RankResponse:
+        self._check_candidates(request.candidates)
+        timer = _Timer()
+        degraded: list[DegradedReason] = []
+        if self.graph_version is None:
+            await self._refresh_graph_version()
+        digest = self._request_digest(request)
+        slot = None
+        if digest is not None:
+            with timer.stage("cache"):
+                try:
+                    slot, payload = await self.cache.lookup(request.user_id, digest)
+                except CacheUnavailableError as e:
+                    logger.warning("cache lookup failed: %s", e.message)
+                    self._degrade(degraded, "cache")
+                    payload = None
+            self.metrics.stages.labels("cache").observe(timer.timings_ms["cache"] / 1000)
+            self.metrics.cache.labels("hit" if payload else ("error" if slot is None else "miss")).inc()
+            if payload is not None:
+                cached = RankResponse.model_validate_json(payload)
+                return cached.model_copy(update={"cached": True, "degraded": degraded, "timings_ms": timer.finish()})
+
+        paths = await self._fetch(request, timer, degraded)
+        user = self._users.get(request.user_id, 0)
+        scored, prompt = await asyncio.to_thread(self._prepare, user, paths, timer)
+        scores, ranked_by = await self._score(user, paths, prompt, timer, degraded)
+        ranked = rank_candidates(
+            paths,
+            scores,
+            scored,
+            shown=prompt.paths,
+            explanations_per_item=self.explanations_per_item if request.explain else 0,
+        )
+        response = RankResponse(
+            user_id=request.user_id,
+            known_user=paths.known_user,
+            cold_start=not paths.history,
+            history_length=len(paths.history),
+            ranking=[self._item_out(paths, item) for item in ranked[: request.top_k]],
+            model=self._model_info(ranked_by),
+            cached=False,
+            degraded=degraded,
+            timings_ms=timer.finish(),
+        )
+        if slot is not None and not degraded:
+            try:
+                await self.cache.store(slot, response.model_dump_json().encode())
+            except CacheUnavailableError as e:
+                logger.warning("cache store failed: %s", e.message)
+        return response
+
+    def _check_candidates(self, candidates: list[str]) -> None:
+        if len(candidates) > MAX_CANDIDATES:
+            extra = candidates[MAX_CANDIDATES:]
+            raise RequestError(f"at most {MAX_CANDIDATES} candidates; these are beyond: {extra}", item_ids=extra)
+        duplicates = sorted({c for c in candidates if candidates.count(c) > 1})
+        if duplicates:
+            raise RequestError(f"duplicate candidate ids: {duplicates}", item_ids=duplicates)
+        unknown = [c for c in candidates if c not in self._items]
+        if unknown:
+            raise UnknownItemsError(f"unknown item ids: {unknown}", item_ids=unknown)
+
+    def _request_digest(self, request: RankRequest) -> str | None:
+        """Everything a cached answer depends on besides the user's version; None when the graph's is unknown."""
+        if self.graph_version is None:
+            return None
+        key = [self.steps.version, self.graph_version, request.candidates, request.top_k, request.explain]
+        return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32]
+
+    async def _fetch(self, request: RankRequest, timer: _Timer, degraded: list[DegradedReason]) -> UserPaths:
+        with timer.stage("graph"):
+            try:
+                paths = await self.graph.fetch(
+                    PathRequest(user_id=request.user_id, candidates=tuple(request.candidates))
+                )
+            except UnknownItemsError:
+                raise
+            except GraphError as e:
+                logger.warning("graph unavailable, ranking without paths: %s", e.message)
+                self._degrade(degraded, "graph")
+                paths = self._offline_paths(request)
+        self.metrics.stages.labels("graph").observe(timer.timings_ms["graph"] / 1000)
+        return paths
+
+    def _prepare(self, user: int, paths: UserPaths, timer: _Timer) -> tuple[list[ScoredPath], Prompt]:
+        """CPU work between the graph and the scorer (run in a worker thread)."""
+        with timer.stage("paths"):
+            scored = self.steps.choose(user, paths)
+        with timer.stage("prompt"):
+            prompt = self.steps.prompt(paths, scored)
+        self.metrics.stages.labels("paths").observe(timer.timings_ms["paths"] / 1000)
+        self.metrics.stages.labels("prompt").observe(timer.timings_ms["prompt"] / 1000)
+        return scored, prompt
+
+    async def _score(
+        self, user: int, paths: UserPaths, prompt: Prompt, timer: _Timer, degraded: list[DegradedReason]
+    ) -> tuple[np.ndarray, RankedBy]:
+        with timer.stage("score"):
+            try:
+                scores = await self.batcher.score(prompt.text, len(paths.candidates))
+                ranked_by: RankedBy = "llm"
+            except ScorerError as e:
+                logger.warning("scorer unavailable, falling back: %s", e.message)
+                self.metrics.scorer_errors.inc()
+                self._degrade(degraded, "scorer")
+                fallback = self.steps.fallback_scores(user, paths)
+                if fallback is None:
+                    scores, ranked_by = np.zeros(len(paths.candidates)), "request order"
+                else:
+                    scores, ranked_by = fallback, "preference module"
+        self.metrics.stages.labels("score").observe(timer.timings_ms["score"] / 1000)
+        return scores, ranked_by
+
+    def _offline_paths(self, request: RankRequest) -> UserPaths:
+        """History from the processed dataset (live interactions unknown) and no paths."""
+        if self._offline_history is None:
+            self._offline_history = _dataset_histories(self.dataset, self.steps.metadata.prompt.history_items)
+        history = self._offline_history.get(request.user_id)
+        return UserPaths(
+            user_id=request.user_id,
+            known_user=history is not None,
+            history=history or (),
+            candidates=tuple(CandidateItem(item_id=c, title=self._items[c].title) for c in request.candidates),
+            paths=(),
+        )
+
+    def _item_out(self, paths: UserPaths, item: RankedCandidate) -> RankedItemOut:
+        return RankedItemOut(
+            item_id=item.item.item_id,
+            title=item.item.title,
+            score=item.score,
+            rank=item.rank,
+            explanations=[
+                ExplanationOut(
+                    text=path_text(paths, explanation.path),
+                    path=_elements(explanation.path),
+                    cypher=path_cypher(explanation.path, dataset=self.dataset.name, schema=self.dataset.schema),
+                    score=explanation.score,
+                    shown_to_model=explanation.shown_to_model,
+                )
+                for explanation in item.explanations
+            ],
+        )
+
+    def _model_info(self, ranked_by: RankedBy) -> ModelInfo:
+        metadata = self.steps.metadata
+        return ModelInfo(
+            version=self.steps.version,
+            dataset=metadata.dataset,
+            data_hash=metadata.data_hash,
+            graph_version=self.graph_version,
+            base_model=metadata.base_model,
+            path_strategy=metadata.path_strategy,
+            scorer=self.scorer_name,
+            ranked_by=ranked_by,
+        )
+
+    def _degrade(self, degraded: list[DegradedReason], reason: DegradedReason) -> None:
+        if reason not in degraded:
+            degraded.append(reason)
+            self.metrics.degraded.labels(reason).inc()
+
+    # -- POST /interactions --------------------------------------------------------------------------
+
+    async def record(self, request: InteractionRequest) -> InteractionResponse:
+        if request.item_id not in self._items:
+            raise UnknownItemsError(f"unknown item id: {request.item_id!r}", item_ids=[request.item_id])
+        timestamp = request.timestamp if request.timestamp is not None else int(time.time())
+        # The graph first: a ranking that sees the new version must also see the new edge.
+        await self.graph.record(
+            user_id=request.user_id, item_id=request.item_id, rating=request.rating, timestamp=timestamp
+        )
+        degraded: list[DegradedReason] = []
+        try:
+            await self.cache.invalidate(request.user_id)
+            invalidated = True
+        except CacheUnavailableError as e:
+            logger.warning("cache invalidation deferred: %s", e.message)
+            self._degrade(degraded, "cache")
+            invalidated = False
+        return InteractionResponse(
+            user_id=request.user_id,
+            item_id=request.item_id,
+            timestamp=timestamp,
+            cache_invalidated=invalidated,
+            degraded=degraded,
+        )
+
+    # -- GET /readyz ---------------------------------------------------------------------------------
+
+    async def readiness(self) -> Readiness:
+        checks: dict[str, str] = {}
+        degraded: list[DegradedReason] = []
+        try:
+            self.graph_version = await self.graph.version()
+            checks["graph"] = "ok"
+        except GraphError as e:
+            checks["graph"] = e.message
+            degraded.append("graph")
+        try:
+            await self.cache.ping()
+            checks["cache"] = "ok"
+        except CacheUnavailableError as e:
+            checks["cache"] = e.message
+            degraded.append("cache")
+        checks["scorer"] = "ok"
+        return Readiness(ready=True, checks=checks, degraded=degraded)
+
+    async def _refresh_graph_version(self) -> None:
+        try:
+            self.graph_version = await self.graph.version()
+        except GraphError as e:
+            logger.warning("graph version unknown (caching paused): %s", e.message)
+
+
+def _elements(path: RelationPath) -> list[NodeElement | RelationshipElement]:
+    elements: list[NodeElement | RelationshipElement] = []
+    for position, node in enumerate(path.nodes):
+        elements.append(NodeElement(label=node.label, key=node.key, title=node.title))
+        if position < path.length:
+            hop = path.hops[position]
+            elements.append(RelationshipElement(type=hop.type, direction="forward" if hop.forward else "backward"))
+    return elements
+
+
+def _dataset_histories(dataset: ProcessedDataset, length: int) -> dict[str, tuple[HistoryItem, ...]]:
+    frame = dataset.interactions.sort_values(["user", "timestamp", "item"], kind="stable")
+    histories: dict[str, list[HistoryItem]] = {}
+    for user, item, rating, timestamp in zip(
+        frame["user"], frame["item"], frame["rating"], frame["timestamp"], strict=True
+    ):
+        record = dataset.item(int(item))
+        histories.setdefault(dataset.user_id(int(user)), []).append(
+            HistoryItem(
+                item_id=record.id,
+                title=record.title,
+                rating=None if rating != rating else float(rating),  # NaN: no rating
+                timestamp=int(timestamp),
+            )
+        )
+    return {user: tuple(items[-length:]) for user, items in histories.items()}

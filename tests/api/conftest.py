@@ -1,0 +1,92 @@
+"""A served model for the API tests: a small generated dataset, its embedded graph, and tiny trained models.
+
+Training takes well under a minute; quality is not what these tests check.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.api.app import build_service, create_app
+from services.core.settings import Settings
+from services.graph_loader.dataset import ProcessedDataset
+from services.graph_loader.embedded import EmbeddedGraph
+from services.graph_loader.loader import load_graph
+from services.graph_loader.prepare import prepare_dataset
+from services.graph_loader.synthetic import generate, write_ml_latest_small
+from services.ranker.context import RANKING_PATHS
+from services.ranker.llm.tiny_config import TinyLlamaConfig
+from services.ranker.paths.embedded_source import EmbeddedPathSource
+from training.bundle import Bundle, BundleConfig, train_bundle
+from training.config import PreferenceConfig, RankerConfig, RetrieverConfig
+
+TINY_LLM = TinyLlamaConfig(vocab_size=700, hidden_size=32, layers=1, heads=2, max_positions=1024)
+
+
+@dataclass(frozen=True)
+class Served:
+    dataset: ProcessedDataset
+    data_dir: Path
+    bundle: Bundle
+
+    def settings(self, **overrides: object) -> Settings:
+        base: dict[str, object] = {"data_dir": self.data_dir, "model_dir": self.bundle.ranker, "neo4j_uri": None}
+        return Settings(**(base | overrides))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
+    work = tmp_path_factory.mktemp("served")
+    raw = write_ml_latest_small(generate(users=60, movies=100, seed=5), work / "raw")
+    # A name of its own, so the Neo4j tests can load it next to other tests' datasets.
+    dataset = prepare_dataset("ml-latest-small", raw, work / "data", name=f"api-{uuid.uuid4().hex[:10]}")
+    graph = EmbeddedGraph(work / "data" / "graph.sqlite")
+    load_graph(dataset, graph, target="embedded", progress=False)
+    bundle = train_bundle(
+        dataset,
+        EmbeddedPathSource(graph, dataset=dataset.name, schema=dataset.schema, config=RANKING_PATHS),
+        BundleConfig(
+            retriever=RetrieverConfig(model="pop"),
+            preference=PreferenceConfig(max_epochs=3),
+            ranker=RankerConfig(epochs=1, eval_every=20, budget_tokens=600, tiny=TINY_LLM),
+            train_examples=160,
+        ),
+        work / "models",
+        cache_dir=work / "data" / "cache",
+        progress=False,
+    )
+    graph.close()
+    return Served(dataset, work / "data", bundle)
+
+
+ClientFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def client_for(served: Served) -> Iterator[ClientFactory]:
+    """Start an app on the served model with settings overrides; every client is closed after the test."""
+    clients: list[TestClient] = []
+
+    def start(**overrides: object) -> TestClient:
+        settings = served.settings(**overrides)
+        client = TestClient(create_app(settings, service=build_service(settings)))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def candidates_for(served: Served, user_idx: int, count: int = 10) -> list[str]:
+    """`count` item ids the user has not interacted with, in catalogue order."""
+    frame = served.dataset.interactions
+    seen = set(frame.loc[frame["user"] == user_idx, "item"].tolist())
+    return [item.id for item in served.dataset.items if item.idx not in seen][:count]

@@ -1,0 +1,153 @@
+"""POST /rank, /interactions and the operational endpoints on the embedded graph and in-process cache."""
+
+from __future__ import annotations
+
+import uuid
+
+from services.ranker.paths.render import path_cypher
+from tests.api.conftest import ClientFactory, Served, candidates_for
+
+
+def test_rank_orders_every_candidate_and_explains_with_graph_paths(served: Served, client_for: ClientFactory) -> None:
+    client = client_for()
+    user = served.dataset.user_id(1)
+    candidates = candidates_for(served, 1)
+    response = client.post("/rank", json={"user_id": user, "candidates": candidates})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    ranking = body["ranking"]
+    assert sorted(item["item_id"] for item in ranking) == sorted(candidates)
+    assert [item["rank"] for item in ranking] == list(range(1, len(candidates) + 1))
+    scores = [item["score"] for item in ranking]
+    assert scores == sorted(scores, reverse=True) and all(s <= 0 for s in scores)  # log-probabilities
+    assert body["known_user"] and not body["cold_start"] and body["history_length"] == 20
+    assert body["model"]["ranked_by"] == "llm" and body["model"]["path_strategy"] == "preference"
+    assert body["model"]["graph_version"] == served.dataset.manifest.data_hash
+    assert body["degraded"] == [] and body["cached"] is False
+    assert {"cache", "graph", "paths", "prompt", "score", "total"} <= set(body["timings_ms"])
+
+    explained = [item for item in ranking if item["explanations"]]
+    assert explained, "a user with 20 history items has paths to some candidate"
+    titles = {item.id: item.title for item in served.dataset.items}
+    for item in explained:
+        assert len(item["explanations"]) <= 3
+        for explanation in item["explanations"]:
+            path = explanation["path"]
+            nodes = [e for e in path if e["kind"] == "node"]
+            assert nodes[-1]["key"] == item["item_id"] and path[0]["kind"] == "node"
+            assert [e["kind"] for e in path[1::2]] == ["relationship"] * (len(path) // 2)
+            assert explanation["text"].endswith(titles[item["item_id"]])
+            assert explanation["cypher"].startswith("MATCH p = (n0:Item")
+            assert served.dataset.name in explanation["cypher"]
+
+
+def test_the_same_request_is_answered_from_the_cache(served: Served, client_for: ClientFactory) -> None:
+    client = client_for()
+    request = {"user_id": served.dataset.user_id(2), "candidates": candidates_for(served, 2, 6), "top_k": 3}
+    first = client.post("/rank", json=request).json()
+    second = client.post("/rank", json=request).json()
+    assert len(first["ranking"]) == 3 and first["cached"] is False and second["cached"] is True
+    assert second["ranking"] == first["ranking"]
+    assert set(second["timings_ms"]) == {"cache", "total"}
+    different = client.post("/rank", json=request | {"explain": False}).json()
+    assert different["cached"] is False and all(item["explanations"] == [] for item in different["ranking"])
+    metrics = client.get("/metrics").text
+    assert 'kgrank_cache_lookups_total{result="hit"} 1.0' in metrics
+    assert 'kgrank_stage_seconds_count{stage="score"} 2.0' in metrics
+
+
+def test_an_interaction_invalidates_the_cache_and_reaches_the_next_ranking(
+    served: Served, client_for: ClientFactory
+) -> None:
+    client = client_for()
+    user = f"new-user-{uuid.uuid4().hex[:8]}"
+    candidates = candidates_for(served, 1, 5)
+    request = {"user_id": user, "candidates": candidates}
+    cold = client.post("/rank", json=request).json()
+    assert cold["known_user"] is False and cold["cold_start"] is True and cold["history_length"] == 0
+    assert all(item["explanations"] == [] for item in cold["ranking"])  # no history, no paths
+    assert client.post("/rank", json=request).json()["cached"] is True
+
+    watched = served.dataset.items[0]
+    recorded = client.post("/interactions", json={"user_id": user, "item_id": watched.id, "rating": 4.5})
+    assert recorded.status_code == 200, recorded.text
+    assert recorded.json()["cache_invalidated"] is True and recorded.json()["degraded"] == []
+
+    warm = client.post("/rank", json=request).json()
+    assert warm["cached"] is False
+    assert warm["known_user"] is True and warm["cold_start"] is False and warm["history_length"] == 1
+    origins = {e["path"][0]["key"] for item in warm["ranking"] for e in item["explanations"]}
+    assert origins <= {watched.id}
+
+
+def test_bad_candidates_are_rejected_naming_the_ids(served: Served, client_for: ClientFactory) -> None:
+    client = client_for()
+    user = served.dataset.user_id(1)
+    known = [item.id for item in served.dataset.items]
+
+    unknown = client.post("/rank", json={"user_id": user, "candidates": [known[0], "no-such-item", "x' OR 1=1"]})
+    assert unknown.status_code == 422
+    assert unknown.json()["item_ids"] == ["no-such-item", "x' OR 1=1"]
+
+    duplicate = client.post("/rank", json={"user_id": user, "candidates": [known[0], known[1], known[0]]})
+    assert duplicate.status_code == 422 and duplicate.json()["item_ids"] == [known[0]]
+
+    too_many = client.post("/rank", json={"user_id": user, "candidates": known[:23]})
+    assert too_many.status_code == 422 and too_many.json()["item_ids"] == known[20:23]
+
+    for body in ({"user_id": user, "candidates": []}, {"user_id": user}, {"user_id": "", "candidates": known[:2]}):
+        invalid = client.post("/rank", json=body)
+        assert invalid.status_code == 422 and invalid.json()["error"].startswith("invalid body")
+    assert client.post("/rank", json={"user_id": user, "candidates": known[:2], "top_k": 0}).status_code == 422
+    assert client.post("/interactions", json={"user_id": user, "item_id": "no-such-item"}).json()["item_ids"] == [
+        "no-such-item"
+    ]
+
+
+def test_the_api_key_is_required_when_configured(served: Served, client_for: ClientFactory) -> None:
+    client = client_for(api_key="s3cret-key")
+    request = {"user_id": served.dataset.user_id(1), "candidates": candidates_for(served, 1, 3)}
+    assert client.post("/rank", json=request).status_code == 401
+    wrong = client.post("/rank", json=request, headers={"X-API-Key": "s3cret-kez"})
+    assert wrong.status_code == 401 and "s3cret" not in wrong.text
+    assert client.post("/rank", json=request, headers={"X-API-Key": "s3cret-key"}).status_code == 200
+    assert client.get("/healthz").status_code == 200  # probes need no key
+
+
+def test_scorer_down_falls_back_to_the_preference_module_and_says_so(served: Served, client_for: ClientFactory) -> None:
+    client = client_for(scorer="vllm", vllm_url="http://127.0.0.1:9", scorer_timeout_s=5)
+    request = {"user_id": served.dataset.user_id(3), "candidates": candidates_for(served, 3, 8)}
+    body = client.post("/rank", json=request).json()
+    assert body["degraded"] == ["scorer"] and body["model"]["ranked_by"] == "preference module"
+    assert len(body["ranking"]) == 8
+    again = client.post("/rank", json=request).json()
+    assert again["cached"] is False  # a degraded answer is never cached
+    assert 'kgrank_degraded_total{reason="scorer"} 2.0' in client.get("/metrics").text
+
+
+def test_probes_and_docs(served: Served, client_for: ClientFactory) -> None:
+    client = client_for()
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready == {"ready": True, "checks": {"graph": "ok", "cache": "ok", "scorer": "ok"}, "degraded": []}
+    schema = client.get("/openapi.json").json()
+    assert {"/rank", "/interactions", "/healthz", "/readyz"} <= set(schema["paths"])
+    assert client.get("/docs").status_code == 200
+
+
+def test_explanation_cypher_is_the_renderer_s(served: Served, client_for: ClientFactory) -> None:
+    """The API returns exactly the Browser query the Neo4j tests prove draws the path."""
+    client = client_for()
+    body = client.post(
+        "/rank", json={"user_id": served.dataset.user_id(4), "candidates": candidates_for(served, 4)}
+    ).json()
+    from services.ranker.paths.models import Hop, PathNode, RelationPath
+
+    for item in body["ranking"]:
+        for explanation in item["explanations"]:
+            elements = explanation["path"]
+            path = RelationPath(
+                nodes=tuple(PathNode(e["label"], e["key"], e["title"]) for e in elements[::2]),
+                hops=tuple(Hop(e["type"], e["direction"] == "forward") for e in elements[1::2]),
+            )
+            assert explanation["cypher"] == path_cypher(path, dataset=served.dataset.name, schema=served.dataset.schema)

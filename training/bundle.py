@@ -1,0 +1,85 @@
+"""Everything `kgrank serve` needs, trained in one go: retriever → preference module → tiny LLM ranker.
+
+The demo and the API tests build their models with this; the CLI's `kgrank train …` commands do the
+same steps one at a time with every option exposed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.graph_loader.dataset import ProcessedDataset
+from services.ranker.context import RANKING_PATHS, GraphContext
+from services.ranker.paths.models import PathSource
+from services.ranker.preference.scorer import PreferenceScorer
+from services.ranker.preference.select import PreferencePaths
+from training.config import PreferenceConfig, RankerConfig, RetrieverConfig
+from training.preference import train_preference
+from training.ranker import train_ranker
+from training.ranking_data import ranking_data
+from training.retriever import train_retriever
+
+
+@dataclass(frozen=True)
+class BundleConfig:
+    retriever: RetrieverConfig
+    preference: PreferenceConfig
+    ranker: RankerConfig
+    train_examples: int
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Bundle:
+    retriever: Path  # run folder with val/test candidates
+    preference: Path
+    ranker: Path  # the checkpoint to serve (KGRANK_MODEL_DIR)
+    preference_val_ndcg10: float
+    preference_untrained_val_ndcg10: float
+    ranker_val_ndcg10: float
+
+
+def train_bundle(
+    dataset: ProcessedDataset,
+    source: PathSource,
+    config: BundleConfig,
+    out: Path,
+    *,
+    cache_dir: Path,
+    progress: bool = True,
+) -> Bundle:
+    retriever_dir, preference_dir, ranker_dir = out / "retriever", out / "preference", out / "ranker"
+    train_retriever(dataset, config.retriever, retriever_dir, progress=progress)
+    data = ranking_data(
+        dataset,
+        GraphContext(dataset, source),
+        retriever_run=retriever_dir,
+        train_examples=config.train_examples,
+        seed=config.seed,
+        candidates="random",
+        path_config=RANKING_PATHS,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    preference = train_preference(
+        dataset, config.preference, train=data.train, val=data.val, out=preference_dir, progress=progress
+    )
+    ranker = train_ranker(
+        dataset,
+        config.ranker,
+        selector=PreferencePaths(PreferenceScorer.load(preference_dir)),
+        train=data.train,
+        val=data.val,
+        out=ranker_dir,
+        preference_dir=preference_dir,
+        progress=progress,
+    )
+    return Bundle(
+        retriever=retriever_dir,
+        preference=preference_dir,
+        ranker=ranker_dir,
+        preference_val_ndcg10=preference.best_val_ndcg10,
+        preference_untrained_val_ndcg10=preference.untrained_val_ndcg10,
+        ranker_val_ndcg10=ranker.best_val_ndcg10,
+    )
