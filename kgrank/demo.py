@@ -1,21 +1,29 @@
-"""`kgrank demo`: the pipeline on ml-latest-small with embedded defaults (no servers needed)."""
+"""`kgrank demo`: the whole pipeline on ml-latest-small with embedded defaults (no servers needed).
+
+prepare → embedded graph (train interactions) → retriever, preference module and tiny LLM trained here
+→ the API started on loopback → a real POST /rank with explanations → a live interaction → /rank again.
+"""
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from kgrank.graph_cli import describe_paths, load_embedded
+from kgrank.graph_cli import load_embedded
 from services.core.atomic import write_json
+from services.core.errors import ModelError, ModelNotFoundError
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.prepare import prepare_dataset
 from services.graph_loader.sample_data import locate_sample_data
-from services.ranker.paths import HistoryCutoff, PathConfig, PathRequest
-from services.ranker.paths.open import open_path_source
-from services.ranker.paths.render import candidate_letter, path_cypher
 
 
 def demo(
@@ -23,10 +31,14 @@ def demo(
         Path | None,
         typer.Option(help="ml-latest-small folder (default: $KGRANK_DATA_DIR, ../shared/data, download, synthetic)."),
     ] = None,
-    workdir: Annotated[Path, typer.Option(help="Where the demo writes its data and graph.")] = Path(".kgrank/demo"),
-    candidates: Annotated[int, typer.Option(min=2, max=20, help="How many candidates to show paths for.")] = 10,
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes its data, graph and models.")] = Path(
+        ".kgrank/demo"
+    ),
+    retrain: Annotated[bool, typer.Option(help="Train the models again even if the workdir has them.")] = False,
+    train_examples: Annotated[int, typer.Option(min=50, help="Training prefixes for the ranking models.")] = 600,
 ) -> None:
-    """Prepare ml-latest-small, build the embedded graph, show relation paths for a sample user."""
+    """Train tiny models on ml-latest-small, start the API and show a real ranking with its graph paths."""
+    started = time.perf_counter()
     raw_dir, source = locate_sample_data(raw, workdir)
     if source == "synthetic":
         typer.secho(
@@ -40,52 +52,147 @@ def demo(
     dataset = prepare_dataset("ml-latest-small", raw_dir, data_dir)
     stats = dataset.stats
     typer.echo(f"prepared: {stats.users:,} users, {stats.items:,} items, {stats.interactions:,} interactions")
+
+    # Rebuilt every run: the demo records a live interaction into it, and re-runs must start alike.
     graph_path = data_dir / "graph.sqlite"
-    report = load_embedded(dataset, graph_path, split="all")
-    typer.echo(f"embedded graph: {graph_path} ({sum(report.counts.relationships.values()):,} relationships)")
-
-    request, held_out = sample_request(dataset, candidates)
-    # Always the embedded graph the demo just built, whatever KGRANK_NEO4J_URI says.
-    with open_path_source(
-        Settings(neo4j_uri=None),
-        dataset=dataset.name,
-        data_hash=dataset.manifest.data_hash,
-        schema=dataset.schema,
-        embedded_path=graph_path,
-        config=PathConfig(history_length=10, max_paths_per_pair=2),
-    ) as paths:
-        (result,) = paths.fetch([request])
-    typer.echo("")
-    typer.echo(describe_paths(result, dataset=dataset, with_cypher=False, shown_per_candidate=2))
-    position = request.candidates.index(held_out)
-    held_out_title = result.candidates[position].title
-    typer.echo(f"\nThe user's real next item (held out): ({candidate_letter(position)}) {held_out_title}")
-    if result.paths:
-        first = result.paths[0]
-        typer.echo("\nOpen the first path in Neo4j Browser (after `kgrank graph load --neo4j-uri …`):")
-        typer.echo(f"  {path_cypher(first, dataset=dataset.name, schema=dataset.schema)}")
-    write_json(
-        workdir / "demo.json",
-        {"source": source, "request": request.model_dump(), "paths": result.model_dump()},
+    for stale in data_dir.glob("graph.sqlite*"):
+        stale.unlink()
+    report = load_embedded(dataset, graph_path, split="train")
+    typer.echo(
+        f"embedded graph: {graph_path} ({sum(report.counts.relationships.values()):,} relationships; "
+        "train interactions only, so each user's next item is held out)"
     )
-    typer.echo(f"\nfull result: {workdir / 'demo.json'}")
+    models = _models(dataset, data_dir, graph_path, workdir / "models", retrain=retrain, examples=train_examples)
+
+    from services.api.app import build_service, create_app
+
+    settings = Settings(dataset_dir=data_dir, model_dir=models / "ranker", neo4j_uri=None, redis_url=None, api_key=None)
+    with running_api(create_app(settings, service=build_service(settings))) as base_url:
+        import httpx
+
+        user_id, candidates, held_out = _demo_request(dataset, models / "retriever")
+        request = {"user_id": user_id, "candidates": candidates, "top_k": 10}
+        typer.echo(f"\nAPI on {base_url} (embedded graph, in-process tiny LLM, in-process cache)")
+        typer.echo(f"POST /rank {json.dumps(request)[:140]}…")
+        with httpx.Client(base_url=base_url, timeout=60) as client:
+            first = _post(client, "/rank", request)
+            _show(first, held_out)
+            again = _post(client, "/rank", request)
+            typer.echo(f"\nsame request again: cached={again['cached']} in {again['timings_ms']['total']:.1f} ms")
+            interaction = {"user_id": user_id, "item_id": held_out, "rating": 5.0}
+            recorded = _post(client, "/interactions", interaction)
+            after = _post(client, "/rank", request)
+            typer.echo(
+                f"POST /interactions {json.dumps(interaction)} -> cache_invalidated={recorded['cache_invalidated']}; "
+                f"next /rank: cached={after['cached']}, newest history item now {held_out}"
+            )
+    write_json(workdir / "demo.json", {"source": source, "request": request, "response": first, "after": after})
+    typer.echo(f"\nfull responses: {workdir / 'demo.json'}   ({time.perf_counter() - started:.0f} s in all)")
+    typer.echo(f"keep it running: kgrank serve --data {data_dir} --model {models / 'ranker'}   (OpenAPI at /docs)")
 
 
-def sample_request(dataset: ProcessedDataset, size: int) -> tuple[PathRequest, str]:
-    """The first user's held-out test item among the most popular items they have not seen, and its id.
+def _models(
+    dataset: ProcessedDataset, data_dir: Path, graph_path: Path, out: Path, *, retrain: bool, examples: int
+) -> Path:
+    """The demo's trained models: reused when they were trained on this very data, else trained now."""
+    from services.ranker.llm.metadata import RankerMetadata
 
-    The cutoff keeps the test event (and anything after it) out of the history the paths start from.
-    """
-    frame = dataset.interactions
-    user_idx = int(frame["user"].iloc[0])
-    events = frame[frame["user"] == user_idx]
-    test = events[events["split"] == "test"].iloc[0]
-    seen = set(events["item"].tolist())
-    popular = [int(i) for i in frame["item"].value_counts(sort=True).index if int(i) not in seen]
-    chosen = sorted([int(test["item"]), *popular[: size - 1]])
-    request = PathRequest(
-        user_id=dataset.user_id(user_idx),
-        candidates=tuple(dataset.item(idx).id for idx in chosen),
-        cutoff=HistoryCutoff(timestamp=int(test["timestamp"]), item_idx=int(test["item"])),
+    if not retrain:
+        try:
+            if RankerMetadata.load(out / "ranker").data_hash == dataset.manifest.data_hash:
+                typer.echo(f"models: {out} (trained earlier on this data; --retrain to train again)")
+                return out
+        except (ModelNotFoundError, ModelError):
+            pass
+    from services.graph_loader.embedded import EmbeddedGraph
+    from services.ranker.context import RANKING_PATHS
+    from services.ranker.paths.embedded_source import EmbeddedPathSource
+    from training.bundle import quick_config, train_bundle
+
+    typer.echo("training the retriever, the preference module and a tiny LLM ranker (a few minutes on 2 cores)")
+    graph = EmbeddedGraph(graph_path)
+    try:
+        bundle = train_bundle(
+            dataset,
+            EmbeddedPathSource(graph, dataset=dataset.name, schema=dataset.schema, config=RANKING_PATHS),
+            quick_config(examples),
+            out,
+            cache_dir=data_dir / "cache",
+        )
+    finally:
+        graph.close()
+    typer.echo(
+        f"models: {out} (val N@10: preference module {bundle.preference_val_ndcg10:.3f}, untrained "
+        f"{bundle.preference_untrained_val_ndcg10:.3f}; tiny LLM {bundle.ranker_val_ndcg10:.3f})"
     )
-    return request, dataset.item(int(test["item"])).id
+    return out
+
+
+def _demo_request(dataset: ProcessedDataset, retriever: Path) -> tuple[str, list[str], str]:
+    """The first user whose held-out test item is among the retriever's top 20, with those 20."""
+    from services.ranker.candidates import CandidateSet
+
+    test = dataset.interactions[dataset.interactions["split"] == "test"]
+    next_item = dict(zip(test["user"].tolist(), test["item"].tolist(), strict=True))
+    candidates = CandidateSet.load(retriever / "candidates-test.npz")
+    rows = {user: row for row, user in enumerate(candidates.users.tolist())}
+    hits = [user for user, row in rows.items() if next_item.get(user) in candidates.valid(row, 20).tolist()]
+    # No hit at all (a weak retriever on tiny data): the first user, the held-out item in place of the 20th.
+    user = hits[0] if hits else min(rows)
+    top = candidates.valid(rows[user], 20).tolist()
+    if next_item[user] not in top:
+        top = [*top[:19], next_item[user]]
+    return dataset.user_id(user), [dataset.item(i).id for i in top], dataset.item(next_item[user]).id
+
+
+def _post(client: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    from services.core.errors import KgrankError
+
+    response = client.post(path, json=body)
+    if response.status_code != 200:
+        raise KgrankError(f"the demo's {path} answered {response.status_code}: {response.text[:300]}")
+    return response.json()
+
+
+def _show(response: dict[str, Any], held_out: str) -> None:
+    model = response["model"]
+    stages = ", ".join(f"{stage} {ms:.0f}" for stage, ms in response["timings_ms"].items() if stage != "total")
+    typer.echo(
+        f"ranked by the {model['ranked_by']} ({model['base_model']}, paths: {model['path_strategy']}) for user "
+        f"{response['user_id']} with {response['history_length']} history items in "
+        f"{response['timings_ms']['total']:.0f} ms ({stages} ms)"
+    )
+    for item in response["ranking"]:
+        marker = "  <- the user's real next item (held out)" if item["item_id"] == held_out else ""
+        typer.echo(f"  {item['rank']:>2}. {item['title']}  [{item['score']:.3f}]{marker}")
+        for explanation in item["explanations"][:1]:
+            typer.echo(f"      because {explanation['text']}")
+    if not any(item["item_id"] == held_out for item in response["ranking"]):
+        typer.echo(f"  (the held-out item {held_out} is outside the top {len(response['ranking'])})")
+    explained = next((item for item in response["ranking"] if item["explanations"]), None)
+    if explained:
+        typer.echo("\nDraw an explanation in Neo4j Browser (after `kgrank graph load --neo4j-uri …`):")
+        typer.echo(f"  {explained['explanations'][0]['cypher']}")
+
+
+@contextmanager
+def running_api(app: Any) -> Iterator[str]:
+    """uvicorn on a free loopback port in a background thread, for as long as the block runs."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise ModelError("the demo API did not start (see the log above)")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -12,7 +12,7 @@ from services.core.settings import Settings
 
 
 def serve(
-    data: Annotated[Path | None, typer.Option("--data", help="Processed dataset (default: KGRANK_DATA_DIR).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Processed dataset (KGRANK_DATASET_DIR).")] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Ranker checkpoint (KGRANK_MODEL_DIR).")] = None,
     neo4j_uri: Neo4jUri = None,
     redis_url: Annotated[
@@ -30,7 +30,7 @@ def serve(
     from services.api.app import build_service, create_app
 
     overrides = {
-        "data_dir": data,
+        "dataset_dir": data,
         "model_dir": model,
         "neo4j_uri": neo4j_uri,
         "redis_url": redis_url,

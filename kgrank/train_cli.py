@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from kgrank.options import DataDir
+from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, path_source
 from kgrank.train_ranking_cli import preference, ranker
 from services.graph_loader.dataset import ProcessedDataset
 from training.config import RetrieverConfig
@@ -92,3 +92,25 @@ def parse_ints(text: str, *, option: str) -> list[int]:
     if not values:
         raise ConfigError(f"{option} needs at least one value")
     return values
+
+
+@train_app.command("bundle")
+def bundle(
+    data: DataDir,
+    out: Annotated[Path, typer.Option(help="Folder for retriever/, preference/ and ranker/ (what `serve` loads).")],
+    train_examples: Annotated[int, typer.Option(min=50, help="Training prefixes for the ranking models.")] = 600,
+    neo4j_uri: Neo4jUri = None,
+    embedded: EmbeddedPath = None,
+) -> None:
+    """Retriever, preference module and tiny LLM ranker in one go, with the demo's quick settings."""
+    from services.ranker.context import RANKING_PATHS
+    from training.bundle import quick_config, train_bundle
+
+    dataset = ProcessedDataset.load(data)
+    with path_source(data, dataset, neo4j_uri=neo4j_uri, embedded=embedded, config=RANKING_PATHS) as source:
+        result = train_bundle(dataset, source, quick_config(train_examples), out, cache_dir=data / "cache")
+    typer.echo(
+        f"val N@10: preference module {result.preference_val_ndcg10:.4f} (untrained "
+        f"{result.preference_untrained_val_ndcg10:.4f}), tiny LLM ranker {result.ranker_val_ndcg10:.4f}; "
+        f"serve it: kgrank serve --data {data} --model {result.ranker}"
+    )

@@ -30,6 +30,16 @@ class BundleConfig:
     seed: int = 0
 
 
+def quick_config(train_examples: int = 600) -> BundleConfig:
+    """Minutes on 2 cores for ml-latest-small: a time-boxed LRURec and a short tiny-LLM fine-tune (the demo's)."""
+    return BundleConfig(
+        retriever=RetrieverConfig(model="lrurec", max_minutes=1.0, patience=5),
+        preference=PreferenceConfig(max_epochs=15, patience=4),
+        ranker=RankerConfig(epochs=2, eval_every=50, budget_tokens=768),
+        train_examples=train_examples,
+    )
+
+
 @dataclass(frozen=True)
 class Bundle:
     retriever: Path  # run folder with val/test candidates

@@ -49,15 +49,15 @@ VERSION = "0.1.0"
 
 def build_service(settings: Settings) -> RankingService:
     """Load the dataset and checkpoint named by the settings and connect (lazily) to graph, cache and scorer."""
-    if settings.data_dir is None or settings.model_dir is None:
-        raise ConfigError("serving needs KGRANK_DATA_DIR (processed dataset) and KGRANK_MODEL_DIR (ranker checkpoint)")
-    dataset = ProcessedDataset.load(settings.data_dir)
+    if settings.dataset_dir is None or settings.model_dir is None:
+        raise ConfigError("serving needs KGRANK_DATASET_DIR (processed dataset) and KGRANK_MODEL_DIR (checkpoint)")
+    dataset = ProcessedDataset.load(settings.dataset_dir)
     steps = RankingSteps.load(settings.model_dir)
     metadata = steps.metadata
     if (metadata.dataset, metadata.data_hash) != (dataset.name, dataset.manifest.data_hash):
         raise ModelError(
             f"{settings.model_dir} was trained on {metadata.dataset} {metadata.data_hash[:12]}, but "
-            f"{settings.data_dir} holds {dataset.name} {dataset.manifest.data_hash[:12]}: user and item ids "
+            f"{settings.dataset_dir} holds {dataset.name} {dataset.manifest.data_hash[:12]}: user and item ids "
             "would not match; serve the data the checkpoint was trained on"
         )
     scorer: LetterScorer
@@ -80,7 +80,7 @@ def build_service(settings: Settings) -> RankingService:
     return RankingService(
         dataset=dataset,
         steps=steps,
-        graph=open_serving_graph(settings, dataset, settings.data_dir, path_config),
+        graph=open_serving_graph(settings, dataset, settings.dataset_dir, path_config),
         cache=cache,
         batcher=MicroBatcher(
             scorer.score,

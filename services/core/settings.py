@@ -23,10 +23,10 @@ class Settings(BaseSettings):
     neo4j_timeout_s: float = Field(default=10.0, gt=0, description="Connection and query timeout.")
 
     # Serving (`kgrank serve`).
-    data_dir: Path | None = Field(default=None, description="Processed dataset folder (`kgrank data prepare`).")
+    dataset_dir: Path | None = Field(default=None, description="Processed dataset folder (`kgrank data prepare`).")
     model_dir: Path | None = Field(default=None, description="Ranker checkpoint (`kgrank train ranker`).")
     graph_path: Path | None = Field(
-        default=None, description="Embedded graph file when no Neo4j URI is set (default: DATA_DIR/graph.sqlite)."
+        default=None, description="Embedded graph file when no Neo4j URI is set (default: DATASET_DIR/graph.sqlite)."
     )
     scorer: Literal["transformers", "vllm"] = "transformers"
     vllm_url: str = "http://127.0.0.1:8000"

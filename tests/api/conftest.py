@@ -36,7 +36,7 @@ class Served:
     bundle: Bundle
 
     def settings(self, **overrides: object) -> Settings:
-        base: dict[str, object] = {"data_dir": self.data_dir, "model_dir": self.bundle.ranker, "neo4j_uri": None}
+        base: dict[str, object] = {"dataset_dir": self.data_dir, "model_dir": self.bundle.ranker, "neo4j_uri": None}
         return Settings(**(base | overrides))  # type: ignore[arg-type]
 
 

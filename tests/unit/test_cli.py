@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 
-def kgrank(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def kgrank(
+    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     import os
 
     environment = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")} | (env or {})
@@ -18,7 +20,7 @@ def kgrank(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.C
         [sys.executable, "-m", "kgrank", *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env=environment,
         check=False,
     )
