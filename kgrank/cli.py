@@ -37,6 +37,7 @@ app.command("serve")(serve)
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("neo4j").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise in CLI output
     try:
         app()
     except KgrankError as e:

@@ -7,11 +7,7 @@ prepare → embedded graph (train interactions) → retriever, preference module
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -65,9 +61,10 @@ def demo(
     models = _models(dataset, data_dir, graph_path, workdir / "models", retrain=retrain, examples=train_examples)
 
     from services.api.app import build_service, create_app
+    from services.api.local import serve_in_thread
 
     settings = Settings(dataset_dir=data_dir, model_dir=models / "ranker", neo4j_uri=None, redis_url=None, api_key=None)
-    with running_api(create_app(settings, service=build_service(settings))) as base_url:
+    with serve_in_thread(create_app(settings, service=build_service(settings))) as base_url:
         import httpx
 
         user_id, candidates, held_out = _demo_request(dataset, models / "retriever")
@@ -173,26 +170,3 @@ def _show(response: dict[str, Any], held_out: str) -> None:
     if explained:
         typer.echo("\nDraw an explanation in Neo4j Browser (after `kgrank graph load --neo4j-uri …`):")
         typer.echo(f"  {explained['explanations'][0]['cypher']}")
-
-
-@contextmanager
-def running_api(app: Any) -> Iterator[str]:
-    """uvicorn on a free loopback port in a background thread, for as long as the block runs."""
-    import uvicorn
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 120
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise ModelError("the demo API did not start (see the log above)")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)

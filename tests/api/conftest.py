@@ -18,6 +18,7 @@ from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
 from services.graph_loader.loader import load_graph
+from services.graph_loader.neo4j_writer import Neo4jGraphWriter
 from services.graph_loader.prepare import prepare_dataset
 from services.graph_loader.synthetic import generate, write_ml_latest_small
 from services.ranker.context import RANKING_PATHS
@@ -63,6 +64,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
     )
     graph.close()
     return Served(dataset, work / "data", bundle)
+
+
+@pytest.fixture(scope="session")
+def neo4j_served(served: Served, neo4j_driver, neo4j_settings: Settings) -> Iterator[dict[str, object]]:
+    """The served dataset loaded into the real Neo4j; settings overrides that point the API at it."""
+    writer = Neo4jGraphWriter(neo4j_driver, database=neo4j_settings.neo4j_database)
+    load_graph(served.dataset, writer, target="neo4j", progress=False)
+    yield {"neo4j_uri": neo4j_settings.neo4j_uri, "neo4j_password": neo4j_settings.neo4j_password}
+    writer.drop(served.dataset.name)
 
 
 ClientFactory = Callable[..., TestClient]

@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from services.core.settings import Settings
-from services.graph_loader.loader import load_graph
-from services.graph_loader.neo4j_writer import Neo4jGraphWriter
 from tests.api.conftest import ClientFactory, Served, candidates_for
-
-
-@pytest.fixture(scope="module")
-def neo4j_served(served: Served, neo4j_driver, neo4j_settings: Settings) -> Iterator[dict[str, object]]:
-    writer = Neo4jGraphWriter(neo4j_driver, database=neo4j_settings.neo4j_database)
-    load_graph(served.dataset, writer, target="neo4j", progress=False)
-    yield {"neo4j_uri": neo4j_settings.neo4j_uri, "neo4j_password": neo4j_settings.neo4j_password}
-    writer.drop(served.dataset.name)
 
 
 def _ranking(body: dict) -> list[tuple[str, float, list[str]]]:

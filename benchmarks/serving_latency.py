@@ -1,0 +1,159 @@
+"""POST /rank latency over real HTTP: cache misses and hits, per stage, on the embedded graph and on Neo4j.
+
+    .venv/bin/python -m benchmarks.serving_latency --data DATA --model MODEL_DIR --retriever RUN \
+        [--neo4j] [--redis-url URL] [--users 100]
+Writes benchmarks/results/ml-latest-small/serving_latency.{json,md}.
+
+One client sends requests one after another (latency, not throughput; the load test is separate):
+for each of USERS test users, the retriever's top 20 once (a miss: graph, paths, prompt, one forward
+pass) and then again (a hit). Graphs: the embedded file at DATA/graph.sqlite and, with --neo4j, the
+same data loaded into the Neo4j of KGRANK_NEO4J_* (loaded here, split "all" as in serving).
+Caches: in-process, and Redis with --redis-url.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.common import RESULTS, environment, markdown_table, percentiles
+from services.api.app import build_service, create_app
+from services.api.local import serve_in_thread
+from services.core.settings import Settings
+from services.graph_loader.dataset import ProcessedDataset
+from services.graph_loader.embedded import EmbeddedGraph
+from services.graph_loader.loader import load_graph
+from services.graph_loader.neo4j_connection import open_driver
+from services.graph_loader.neo4j_writer import Neo4jGraphWriter
+from services.ranker.candidates import CandidateSet
+
+STAGES = ("cache", "graph", "paths", "prompt", "score")
+
+
+def requests_for(dataset: ProcessedDataset, retriever: Path, users: int) -> list[dict[str, Any]]:
+    candidates = CandidateSet.load(retriever / "candidates-test.npz")
+    return [
+        {"user_id": dataset.user_id(int(user)), "candidates": [dataset.item(i).id for i in candidates.valid(row, 20)]}
+        for row, user in enumerate(candidates.users[:users].tolist())
+    ]
+
+
+def measure(settings: Settings, requests: list[dict[str, Any]]) -> dict[str, Any]:
+    app = create_app(settings, service=build_service(settings))
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        client.post("/rank", json=requests[0] | {"user_id": "warm-up"}).raise_for_status()
+        gc.collect()
+        gc.freeze()  # the service's long-lived objects leave the collector's generations: no GC pauses in the tail
+        samples: dict[str, list[tuple[float, dict[str, float]]]] = {"miss": [], "hit": []}
+        for request in requests:
+            for kind in ("miss", "hit"):
+                started = time.perf_counter()
+                response = client.post("/rank", json=request)
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                response.raise_for_status()
+                body = response.json()
+                if body["cached"] != (kind == "hit") or body["degraded"]:
+                    raise SystemExit(f"unexpected answer for a {kind}: cached={body['cached']} {body['degraded']}")
+                samples[kind].append((elapsed_ms, body["timings_ms"]))
+        gc.unfreeze()
+    return {kind: _summary(kind_samples) for kind, kind_samples in samples.items()}
+
+
+def _summary(samples: list[tuple[float, dict[str, float]]]) -> dict[str, Any]:
+    timings = [t for _, t in samples]
+    return {
+        "client_ms": percentiles([elapsed for elapsed, _ in samples]),
+        "total_ms": percentiles([t["total"] for t in timings]),
+        "stage_p50_ms": {
+            stage: round(statistics.median(t[stage] for t in timings), 3) for stage in STAGES if stage in timings[0]
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--retriever", type=Path, required=True)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--workdir", type=Path, default=Path(".kgrank/bench-serving"))
+    parser.add_argument("--neo4j", action="store_true", help="also measure on Neo4j (KGRANK_NEO4J_*)")
+    parser.add_argument("--redis-url", help="also measure with the Redis cache")
+    args = parser.parse_args()
+
+    dataset = ProcessedDataset.load(args.data)
+    requests = requests_for(dataset, args.retriever, args.users)
+    # Serving's graph holds every interaction (split "all"); a file of the benchmark's own, rebuilt each run.
+    graph_path = args.workdir / "graph.sqlite"
+    for stale in args.workdir.glob("graph.sqlite*"):
+        stale.unlink()
+    graph = EmbeddedGraph(graph_path)
+    load_graph(dataset, graph, target=f"embedded {graph_path}", split="all")
+    graph.close()
+    base = {
+        "dataset_dir": args.data,
+        "model_dir": args.model,
+        "graph_path": graph_path,
+        "redis_url": None,
+        "api_key": None,
+    }
+    neo4j_version, server = "not measured", Settings()
+    if args.neo4j:
+        driver = open_driver(server)
+        try:
+            load_graph(dataset, Neo4jGraphWriter(driver, database=server.neo4j_database), target="neo4j", split="all")
+            neo4j_version = driver.get_server_info().agent
+        finally:
+            driver.close()
+    setups: dict[str, Settings] = {}
+    for graph_name, uri in (("embedded graph", None), ("Neo4j", server.neo4j_uri if args.neo4j else "")):
+        for cache_name, redis_url in (("in-process cache", None), ("Redis cache", args.redis_url or "")):
+            if uri != "" and redis_url != "":
+                setups[f"{graph_name}, {cache_name}"] = Settings(
+                    **base | {"neo4j_uri": uri, "redis_url": redis_url}, neo4j_password=server.neo4j_password
+                )
+
+    results = {name: measure(settings, requests) for name, settings in setups.items()}
+    payload = {
+        "command": "python -m benchmarks.serving_latency "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False, True))
+        + (" --neo4j" if args.neo4j else ""),
+        "environment": environment(neo4j_version),
+        "requests_per_setup": {"miss": len(requests), "hit": len(requests)},
+        "candidates_per_request": 20,
+        "model": json.loads((args.model / "kgrank_ranker.json").read_text())["base_model"],
+        "targets_ms": {"hit_p50": 3, "miss_p50": 100},
+        "results": results,
+    }
+    rows = []
+    for name, result in results.items():
+        for kind in ("hit", "miss"):
+            total, client = result[kind]["total_ms"], result[kind]["client_ms"]
+            stages = ", ".join(f"{s} {v:.1f}" for s, v in result[kind]["stage_p50_ms"].items())
+            rows.append([name, kind, total["p50"], total["p95"], total["p99"], client["p50"], stages])
+    markdown = (
+        "# /rank latency (ml-latest-small, one client over loopback HTTP)\n\n"
+        f"`{payload['command']}` on {payload['environment']['machine']}, {payload['environment']['date']}.\n"
+        f"{len(requests)} test users, each asked once (miss) and again (hit); 20 candidates (the retriever's "
+        f"top 20); in-process scorer, {payload['model']} model. Targets: hit p50 <= 3 ms, miss p50 <= 100 ms.\n"
+        "p50/p95/p99 are the server's own `timings_ms.total` (handler in to response built); client p50 adds "
+        "HTTP, JSON and the client itself.\n\n"
+        + markdown_table(["setup", "request", "p50 ms", "p95 ms", "p99 ms", "client p50 ms", "stage p50 ms"], rows)
+        + "\n"
+    )
+    out = RESULTS / "ml-latest-small"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "serving_latency.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    (out / "serving_latency.md").write_text(markdown, encoding="utf-8")
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""The API on a free loopback port in a background thread: for the demo and the latency benchmark."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.core.errors import KgrankError
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI, *, startup_timeout_s: float = 120) -> Iterator[str]:
+    """Yield the base URL while uvicorn serves `app`; shut it down when the block ends."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise KgrankError("the API did not start (see the log above)")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
