@@ -72,6 +72,15 @@ class PromptBuilder:
         self._count = count_tokens
         self._truncate = truncate_tokens
 
+    @functools.lru_cache(maxsize=65536)  # noqa: B019 - lines repeat across a user's requests; builders live long
+    def _line_cost(self, line: str) -> int:
+        """Tokens a relation line adds to a prompt (its separator included, the BOS not)."""
+        return self._count(SEPARATOR + line) - self._empty_tokens
+
+    @functools.cached_property
+    def _empty_tokens(self) -> int:
+        return self._count("")
+
     @functools.lru_cache(maxsize=65536)  # noqa: B019 - titles repeat across prompts; builders live long
     def title(self, raw: str) -> str:
         """The paper's title cut: up to the first comma, then at most `title_tokens` tokens."""
@@ -115,7 +124,7 @@ class PromptBuilder:
                 if origin not in positions or per_item.get(origin, 0) >= self.config.paths_per_history_item:
                     continue
                 line = self._relation_line(history, candidates, scored.path, first=origin not in per_item)
-                cost = self._count(SEPARATOR + line) - self._count("")
+                cost = self._line_cost(line)
                 if used + cost <= budget:
                     chosen.append(scored)
                     per_item[origin] = per_item.get(origin, 0) + 1
