@@ -7,7 +7,7 @@
 #   retriever order | preference module alone | LLM without relations (LlamaRec) |
 #   LLM + shortest-path relations | LLM + trained preference | LLM + untrained preference (the paper's code)
 # and kgrank's variant trained on what evaluation shows a ranker (the retriever's top 20, in order):
-#   preference module alone | LLM without relations | LLM + trained preference
+#   preference module alone | LLM without relations
 #
 # The graph holds train interactions only (no leakage); prompts show each task's own history.
 set -euo pipefail
@@ -32,8 +32,6 @@ for paths in none shortest preference untrained-preference; do
 done
 $kgrank train ranker "${common[@]}" --out "$models/llm-none-retrieved" --base-model tiny --paths none \
   --train-candidates retrieved
-$kgrank train ranker "${common[@]}" --out "$models/llm-preference-retrieved" --base-model tiny --paths preference \
-  --preference "$models/preference-retrieved" --train-candidates retrieved
 $kgrank evaluate --data "$data" --split test --out benchmarks/results/ml-latest-small/ranking \
   --model "retriever order=$runs" \
   --model "preference module=$runs@preference:$models/preference" \
@@ -42,6 +40,5 @@ $kgrank evaluate --data "$data" --split test --out benchmarks/results/ml-latest-
   --model "LLM + trained preference=$runs@llm:$models/llm-preference" \
   --model "LLM + untrained preference=$runs@llm:$models/llm-untrained-preference" \
   --model "preference module, retrieved lists=$runs@preference:$models/preference-retrieved" \
-  --model "LLM, no relations, retrieved lists=$runs@llm:$models/llm-none-retrieved" \
-  --model "LLM + trained preference, retrieved lists=$runs@llm:$models/llm-preference-retrieved"
+  --model "LLM, no relations, retrieved lists=$runs@llm:$models/llm-none-retrieved"
 .venv/bin/python -m benchmarks.scoring_speed --data "$data" --retriever "$runs/seed-0" --model "$models/llm-preference"

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -38,8 +39,8 @@ from services.core.errors import (
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.context import RANKING_PATHS
-from services.ranker.llm.scorer import LetterScorer, TransformersScorer
-from services.ranker.llm.vllm import VLLMScorer
+from services.ranker.llm.scorer import TransformersScorer
+from services.ranker.llm.vllm import AsyncVLLMScorer
 from services.ranker.paths.models import PathConfig
 from services.ranker.pipeline import RankingSteps
 
@@ -60,15 +61,16 @@ def build_service(settings: Settings) -> RankingService:
             f"{settings.dataset_dir} holds {dataset.name} {dataset.manifest.data_hash[:12]}: user and item ids "
             "would not match; serve the data the checkpoint was trained on"
         )
-    scorer: LetterScorer
     if settings.scorer == "vllm":
-        scorer = VLLMScorer(
+        remote = AsyncVLLMScorer(
             settings.vllm_url, metadata, model=settings.vllm_model, timeout_s=settings.scorer_timeout_s, retries=1
         )
-        workers = 4  # HTTP calls wait on the server, not on this CPU
+        # HTTP calls wait on the server, not on this CPU: several batches may be in flight.
+        batcher = MicroBatcher(remote.score, workers=4, on_close=remote.close, **_batching(settings))
     else:
-        scorer = TransformersScorer(settings.model_dir, batch_size=settings.batch_size)
-        workers = 1  # one forward pass at a time; torch already uses every core
+        local = TransformersScorer(settings.model_dir, batch_size=settings.batch_size)
+        # One forward pass at a time, off the event loop; torch already uses every core.
+        batcher = MicroBatcher(local.score, workers=1, **_batching(settings))
     path_config = PathConfig(
         history_length=metadata.prompt.history_items, max_paths_per_pair=RANKING_PATHS.max_paths_per_pair
     )
@@ -82,17 +84,19 @@ def build_service(settings: Settings) -> RankingService:
         steps=steps,
         graph=open_serving_graph(settings, dataset, settings.dataset_dir, path_config),
         cache=cache,
-        batcher=MicroBatcher(
-            scorer.score,
-            max_batch=settings.batch_size,
-            wait_s=settings.batch_wait_ms / 1000,
-            timeout_s=settings.scorer_timeout_s,
-            workers=workers,
-        ),
+        batcher=batcher,
         scorer_name=settings.scorer,
         metrics=Metrics(),
         explanations_per_item=settings.explanations_per_item,
     )
+
+
+def _batching(settings: Settings) -> dict[str, Any]:
+    return {
+        "max_batch": settings.batch_size,
+        "wait_s": settings.batch_wait_ms / 1000,
+        "timeout_s": settings.scorer_timeout_s,
+    }
 
 
 def create_app(settings: Settings | None = None, *, service: RankingService | None = None) -> FastAPI:

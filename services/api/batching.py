@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from services.core.errors import KgrankError, ScorerError
 logger = logging.getLogger(__name__)
 
 ScoreBatch = Callable[[Sequence[str], Sequence[int]], list[np.ndarray]]
+AsyncScoreBatch = Callable[[Sequence[str], Sequence[int]], Awaitable[list[np.ndarray]]]
 
 
 @dataclass
@@ -31,8 +33,20 @@ class _Pending:
 
 
 class MicroBatcher:
-    def __init__(self, score: ScoreBatch, *, max_batch: int, wait_s: float, timeout_s: float, workers: int = 1) -> None:
+    def __init__(
+        self,
+        score: ScoreBatch | AsyncScoreBatch,
+        *,
+        max_batch: int,
+        wait_s: float,
+        timeout_s: float,
+        workers: int = 1,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """`score` runs in `workers` threads, or on the event loop when it is a coroutine function (an HTTP
+        client); `workers` then bounds the batches in flight."""
         self._score = score
+        self._on_close = on_close
         self._max_batch = max_batch
         self._wait_s = wait_s
         self._timeout_s = timeout_s
@@ -53,6 +67,8 @@ class MicroBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._on_close is not None:
+            await self._on_close()
 
     async def score(self, prompt: str, count: int) -> np.ndarray:
         """The letter scores of one prompt; ScorerError when the scorer fails or takes too long."""
@@ -89,9 +105,11 @@ class MicroBatcher:
             self.batch_sizes = [*self.batch_sizes[-99:], len(batch)]
             self.on_batch(len(batch))
             try:
-                scores = await loop.run_in_executor(
-                    self._executor, self._score, [p.prompt for p in batch], [p.count for p in batch]
-                )
+                prompts, counts = [p.prompt for p in batch], [p.count for p in batch]
+                if inspect.iscoroutinefunction(self._score):
+                    scores = await self._score(prompts, counts)
+                else:
+                    scores = await loop.run_in_executor(self._executor, self._score, prompts, counts)
             except KgrankError as e:
                 error: Exception = e if isinstance(e, ScorerError) else ScorerError(e.message)
                 for pending in batch:

@@ -7,6 +7,7 @@ server (no GPU here), and are to be replaced by captured ones when a GPU machine
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -15,7 +16,7 @@ import pytest
 
 from services.core.errors import ScorerError
 from services.ranker.llm.metadata import RankerMetadata
-from services.ranker.llm.vllm import VLLMScorer
+from services.ranker.llm.vllm import AsyncVLLMScorer, VLLMScorer
 from services.ranker.prompt import PromptConfig
 
 LETTER_IDS = list(range(300, 320))
@@ -63,11 +64,33 @@ def body(logprobs_per_prompt: list[dict[int, float]]) -> dict:
     }
 
 
-def scorer_with(handler) -> VLLMScorer:
-    return VLLMScorer("http://vllm.test", metadata(), transport=httpx.MockTransport(handler), retries=2)
+class _Blocking:
+    """The async client behind the sync client's interface, so every test runs against both."""
+
+    def __init__(self, handler) -> None:
+        self._handler = handler
+
+    def score(self, prompts: list[str], counts: list[int]) -> list[np.ndarray]:
+        async def run() -> list[np.ndarray]:
+            client = AsyncVLLMScorer(
+                "http://vllm.test", metadata(), transport=httpx.MockTransport(self._handler), retries=2
+            )
+            try:
+                return await client.score(prompts, counts)
+            finally:
+                await client.close()
+
+        return asyncio.run(run())
 
 
-def test_request_asks_for_exactly_the_trained_letter_ids() -> None:
+@pytest.fixture(params=["sync", "async"])
+def scorer_with(request: pytest.FixtureRequest):
+    if request.param == "async":
+        return _Blocking
+    return lambda handler: VLLMScorer("http://vllm.test", metadata(), transport=httpx.MockTransport(handler), retries=2)
+
+
+def test_request_asks_for_exactly_the_trained_letter_ids(scorer_with) -> None:
     seen = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -82,7 +105,7 @@ def test_request_asks_for_exactly_the_trained_letter_ids() -> None:
     assert [s.tolist() for s in scores] == [pytest.approx([-5.0, -4.9, -4.8]), pytest.approx([-5.0, -4.9])]
 
 
-def test_choices_are_matched_by_index() -> None:
+def test_choices_are_matched_by_index(scorer_with) -> None:
     first, second = {LETTER_IDS[0]: -1.0, LETTER_IDS[1]: -2.0}, {LETTER_IDS[0]: -3.0, LETTER_IDS[1]: -0.5}
     reply = body([first, second])
     reply["choices"].reverse()
@@ -90,14 +113,14 @@ def test_choices_are_matched_by_index() -> None:
     assert np.argmax(scores[0]) == 0 and np.argmax(scores[1]) == 1
 
 
-def test_missing_letters_are_an_error_not_a_partial_ranking() -> None:
+def test_missing_letters_are_an_error_not_a_partial_ranking(scorer_with) -> None:
     # An old server that ignores logprob_token_ids and reports raw top-k logprobs over the whole vocabulary.
     reply = body([{LETTER_IDS[0]: -1.0, 17: -0.2}])
     with pytest.raises(ScorerError, match="1 of 2 letters: start it with --logprobs-mode processed_logprobs"):
         scorer_with(lambda request: httpx.Response(200, json=reply)).score(["a"], [2])
 
 
-def test_retries_server_errors_then_succeeds() -> None:
+def test_retries_server_errors_then_succeeds(scorer_with) -> None:
     calls = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -110,7 +133,7 @@ def test_retries_server_errors_then_succeeds() -> None:
     assert len(calls) == 3
 
 
-def test_client_errors_are_not_retried_and_outages_are_named() -> None:
+def test_client_errors_are_not_retried_and_outages_are_named(scorer_with) -> None:
     calls = []
 
     def bad_request(request: httpx.Request) -> httpx.Response:
@@ -128,7 +151,7 @@ def test_client_errors_are_not_retried_and_outages_are_named() -> None:
         scorer_with(down).score(["a"], [1])
 
 
-def test_malformed_bodies() -> None:
+def test_malformed_bodies(scorer_with) -> None:
     with pytest.raises(ScorerError, match="choices for 2 prompts"):
         scorer_with(lambda r: httpx.Response(200, json=body([{LETTER_IDS[0]: -1.0}]))).score(["a", "b"], [1, 1])
     with pytest.raises(ScorerError, match="unexpected vLLM response"):

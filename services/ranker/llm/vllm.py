@@ -15,8 +15,9 @@ Serve a merged checkpoint with (see README):
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,8 +73,9 @@ def letter_scores(body: dict[str, Any], letter_ids: Sequence[int], prompts: int)
     return results
 
 
-class VLLMScorer:
-    """Synchronous client with connection pooling, a timeout per request and retries with backoff."""
+class AsyncVLLMScorer:
+    """httpx's async client with connection pooling, a timeout per request, and retries with backoff for
+    transport errors, 429 and 5xx (other answers are not retried)."""
 
     def __init__(
         self,
@@ -84,37 +86,38 @@ class VLLMScorer:
         timeout_s: float = 10.0,
         retries: int = 2,
         batch_size: int = 16,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.metadata = metadata
         self._model = model
         self._retries = retries
         self._batch_size = batch_size
-        self._client = httpx.Client(
+        self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=timeout_s,
             transport=transport,
             limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
         )
 
-    def close(self) -> None:
-        self._client.close()
+    async def close(self) -> None:
+        await self._client.aclose()
 
-    def score(self, prompts: Sequence[str], counts: Sequence[int]) -> list[np.ndarray]:
+    async def score(self, prompts: Sequence[str], counts: Sequence[int]) -> list[np.ndarray]:
         results: list[np.ndarray] = []
         for start in range(0, len(prompts), self._batch_size):
             chunk = list(prompts[start : start + self._batch_size])
-            letters = self.metadata.letter_token_ids[: max(counts[start : start + len(chunk)])]
-            body = self._post(completion_request(self._model, chunk, letters))
+            chunk_counts = counts[start : start + len(chunk)]
+            letters = self.metadata.letter_token_ids[: max(chunk_counts)]
+            body = await self._post(completion_request(self._model, chunk, letters))
             scores = letter_scores(body, letters, len(chunk))
-            results.extend(s[: counts[start + row]] for row, s in enumerate(scores))
+            results.extend(s[:count] for s, count in zip(scores, chunk_counts, strict=True))
         return results
 
-    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         delay = 0.2
         for attempt in range(self._retries + 1):
             try:
-                response = self._client.post("/v1/completions", json=payload)
+                response = await self._client.post("/v1/completions", json=payload)
             except httpx.TransportError as e:
                 problem = f"cannot reach vLLM at {self._client.base_url}: {e}"
             else:
@@ -125,6 +128,27 @@ class VLLMScorer:
                     raise ScorerError(problem)
             if attempt < self._retries:
                 logger.warning("%s (retrying in %.1f s)", problem, delay)
-                time.sleep(delay)
+                await asyncio.sleep(delay)
                 delay *= 2
         raise ScorerError(problem)
+
+
+class VLLMScorer:
+    """The async client behind a blocking interface, for evaluation and benchmarks. It runs on an event
+    loop of its own in a daemon thread, so the connection pool lives from one call to the next."""
+
+    def __init__(self, base_url: str, metadata: RankerMetadata, **options: Any) -> None:
+        self.metadata = metadata
+        self._client = AsyncVLLMScorer(base_url, metadata, **options)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="kgrank-vllm", daemon=True)
+        self._thread.start()
+
+    def score(self, prompts: Sequence[str], counts: Sequence[int]) -> list[np.ndarray]:
+        return asyncio.run_coroutine_threadsafe(self._client.score(prompts, counts), self._loop).result()
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._client.close(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
