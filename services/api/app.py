@@ -67,10 +67,12 @@ def build_service(settings: Settings) -> RankingService:
         )
         # HTTP calls wait on the server, not on this CPU: several batches may be in flight.
         batcher = MicroBatcher(remote.score, workers=4, on_close=remote.close, **_batching(settings))
+        health = remote.ping
     else:
         local = TransformersScorer(settings.model_dir, batch_size=settings.batch_size)
         # One forward pass at a time, off the event loop; torch already uses every core.
         batcher = MicroBatcher(local.score, workers=1, **_batching(settings))
+        health = None
     path_config = PathConfig(
         history_length=metadata.prompt.history_items, max_paths_per_pair=RANKING_PATHS.max_paths_per_pair
     )
@@ -88,6 +90,7 @@ def build_service(settings: Settings) -> RankingService:
         scorer_name=settings.scorer,
         metrics=Metrics(),
         explanations_per_item=settings.explanations_per_item,
+        scorer_health=health,
     )
 
 

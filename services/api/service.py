@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -76,6 +76,7 @@ class RankingService:
         scorer_name: str,
         metrics: Metrics,
         explanations_per_item: int,
+        scorer_health: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.dataset = dataset
         self.steps = steps
@@ -85,6 +86,7 @@ class RankingService:
         self.scorer_name = scorer_name
         self.metrics = metrics
         self.explanations_per_item = explanations_per_item
+        self._scorer_health = scorer_health  # None: in-process, ready once loaded
         self.graph_version: str | None = None
         self._items = {item.id: item for item in dataset.items}
         self._users = {user_id: idx for idx, user_id in enumerate(dataset.users, start=1)}
@@ -307,7 +309,13 @@ class RankingService:
         except CacheUnavailableError as e:
             checks["cache"] = e.message
             degraded.append("cache")
-        checks["scorer"] = "ok"
+        try:
+            if self._scorer_health is not None:
+                await self._scorer_health()
+            checks["scorer"] = "ok"
+        except ScorerError as e:
+            checks["scorer"] = e.message
+            degraded.append("scorer")
         return Readiness(ready=True, checks=checks, degraded=degraded)
 
     async def _refresh_graph_version(self) -> None:

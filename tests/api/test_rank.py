@@ -123,6 +123,8 @@ def test_scorer_down_falls_back_to_the_preference_module_and_says_so(served: Ser
     again = client.post("/rank", json=request).json()
     assert again["cached"] is False  # a degraded answer is never cached
     assert 'kgrank_degraded_total{reason="scorer"} 2.0' in client.get("/metrics").text
+    ready = client.get("/readyz").json()
+    assert ready["degraded"] == ["scorer"] and "cannot reach vLLM" in ready["checks"]["scorer"]
 
 
 def test_probes_and_docs(served: Served, client_for: ClientFactory) -> None:

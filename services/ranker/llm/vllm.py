@@ -102,6 +102,15 @@ class AsyncVLLMScorer:
     async def close(self) -> None:
         await self._client.aclose()
 
+    async def ping(self) -> None:
+        """vLLM's own health endpoint; ScorerError when it does not answer 200."""
+        try:
+            response = await self._client.get("/health")
+        except httpx.TransportError as e:
+            raise ScorerError(f"cannot reach vLLM at {self._client.base_url}: {e}") from e
+        if response.status_code != 200:
+            raise ScorerError(f"vLLM /health answered {response.status_code}")
+
     async def score(self, prompts: Sequence[str], counts: Sequence[int]) -> list[np.ndarray]:
         results: list[np.ndarray] = []
         for start in range(0, len(prompts), self._batch_size):
