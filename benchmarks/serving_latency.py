@@ -46,6 +46,10 @@ def requests_for(dataset: ProcessedDataset, retriever: Path, users: int) -> list
 
 
 def measure(settings: Settings, requests: list[dict[str, Any]]) -> dict[str, Any]:
+    if settings.redis_url:
+        import redis
+
+        redis.Redis.from_url(settings.redis_url).flushdb()  # every setup starts cold (a scratch database)
     app = create_app(settings, service=build_service(settings))
     with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
         client.post("/rank", json=requests[0] | {"user_id": "warm-up"}).raise_for_status()
@@ -85,7 +89,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--workdir", type=Path, default=Path(".kgrank/bench-serving"))
     parser.add_argument("--neo4j", action="store_true", help="also measure on Neo4j (KGRANK_NEO4J_*)")
-    parser.add_argument("--redis-url", help="also measure with the Redis cache")
+    parser.add_argument("--redis-url", help="also measure with the Redis cache (a scratch database: it is flushed)")
     args = parser.parse_args()
 
     dataset = ProcessedDataset.load(args.data)
@@ -120,7 +124,10 @@ def main() -> None:
                     **base | {"neo4j_uri": uri, "redis_url": redis_url}, neo4j_password=server.neo4j_password
                 )
 
-    results = {name: measure(settings, requests) for name, settings in setups.items()}
+    results = {}
+    for name, settings in setups.items():
+        print(f"measuring: {name}", flush=True)
+        results[name] = measure(settings, requests)
     payload = {
         "command": "python -m benchmarks.serving_latency "
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False, True))

@@ -129,9 +129,10 @@ def create_app(settings: Settings | None = None, *, service: RankingService | No
         return request.app.state.service
 
     @app.post("/rank", response_model=RankResponse, dependencies=[Depends(api_key)], responses=_ERRORS)
-    async def rank(body: RankRequest, request: Request) -> RankResponse:
+    async def rank(body: RankRequest, request: Request) -> RankResponse | Response:
         """Re-rank 1..20 candidates for a user; each item carries the graph paths that explain it."""
-        return await running(request).rank(body)
+        answer = await running(request).rank(body)
+        return Response(answer, media_type="application/json") if isinstance(answer, bytes) else answer
 
     @app.post("/interactions", response_model=InteractionResponse, dependencies=[Depends(api_key)], responses=_ERRORS)
     async def interactions(body: InteractionRequest, request: Request) -> InteractionResponse:

@@ -104,7 +104,8 @@ class RankingService:
 
     # -- POST /rank ----------------------------------------------------------------------------------
 
-    async def rank(self, request: RankRequest) -> RankResponse:
+    async def rank(self, request: RankRequest) -> RankResponse | bytes:
+        """A fresh answer, or a cached one as finished JSON bytes (the hot path skips re-validation)."""
         self._check_candidates(request.candidates)
         timer = _Timer()
         degraded: list[DegradedReason] = []
@@ -123,8 +124,7 @@ class RankingService:
             self.metrics.stages.labels("cache").observe(timer.timings_ms["cache"] / 1000)
             self.metrics.cache.labels("hit" if payload else ("error" if slot is None else "miss")).inc()
             if payload is not None:
-                cached = RankResponse.model_validate_json(payload)
-                return cached.model_copy(update={"cached": True, "degraded": degraded, "timings_ms": timer.finish()})
+                return _cached_answer(payload, degraded, timer.finish())
 
         paths = await self._fetch(request, timer, degraded)
         user = self._users.get(request.user_id, 0)
@@ -150,7 +150,7 @@ class RankingService:
         )
         if slot is not None and not degraded:
             try:
-                await self.cache.store(slot, response.model_dump_json().encode())
+                await self.cache.store(slot, response.model_dump_json(exclude=_PER_ANSWER).encode())
             except CacheUnavailableError as e:
                 logger.warning("cache store failed: %s", e.message)
         return response
@@ -323,6 +323,15 @@ class RankingService:
             self.graph_version = await self.graph.version()
         except GraphError as e:
             logger.warning("graph version unknown (caching paused): %s", e.message)
+
+
+_PER_ANSWER = {"cached", "degraded", "timings_ms"}
+
+
+def _cached_answer(payload: bytes, degraded: list[DegradedReason], timings_ms: dict[str, float]) -> bytes:
+    """The stored answer (a JSON object without the per-answer fields) with those fields put first."""
+    head = json.dumps({"cached": True, "degraded": degraded, "timings_ms": timings_ms}).encode()
+    return head[:-1] + b", " + payload[1:]
 
 
 def _elements(path: RelationPath) -> list[NodeElement | RelationshipElement]:
