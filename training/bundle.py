@@ -31,9 +31,10 @@ class BundleConfig:
 
 
 def quick_config(train_examples: int = 600) -> BundleConfig:
-    """Minutes on 2 cores for ml-latest-small: a time-boxed LRURec and a short tiny-LLM fine-tune (the demo's)."""
+    """A few minutes on 2 cores for ml-latest-small (the demo's): 6 LRURec epochs (a fixed count, not a time
+    budget, so every machine trains the same model) and a short tiny-LLM fine-tune."""
     return BundleConfig(
-        retriever=RetrieverConfig(model="lrurec", max_minutes=1.0, patience=5),
+        retriever=RetrieverConfig(model="lrurec", max_epochs=6, patience=5),
         preference=PreferenceConfig(max_epochs=15, patience=4),
         ranker=RankerConfig(epochs=2, eval_every=50, budget_tokens=768),
         train_examples=train_examples,

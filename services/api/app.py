@@ -13,10 +13,12 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.batching import MicroBatcher
 from services.api.cache import MemoryCache, RankingCache, RedisCache
 from services.api.graph import open_serving_graph
+from services.api.limits import BodySizeLimit
 from services.api.metrics import Metrics
 from services.api.models import (
     ErrorBody,
@@ -123,6 +125,7 @@ def create_app(settings: Settings | None = None, *, service: RankingService | No
     )
     _install_error_handlers(app)
     _install_request_metrics(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     api_key = _api_key_dependency(settings)
 
     def running(request: Request) -> RankingService:
@@ -158,6 +161,7 @@ def create_app(settings: Settings | None = None, *, service: RankingService | No
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorBody, "description": "missing or wrong X-API-Key"},
+    413: {"model": ErrorBody, "description": "body over KGRANK_MAX_BODY_BYTES"},
     422: {"model": ErrorBody, "description": "invalid body; `item_ids` names unknown, duplicate or extra ids"},
     503: {"model": ErrorBody, "description": "the graph cannot take the interaction now; retry"},
 }
@@ -192,6 +196,17 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unauthorized(request: Request, exc: _UnauthorizedError) -> JSONResponse:
         response = _error(401, "missing or wrong X-API-Key")
         response.headers["WWW-Authenticate"] = "APIKey"
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (an undecodable body, an unknown route, a wrong method) in kgrank's shape.
+        message = exc.detail if isinstance(exc.detail, str) else "invalid request"
+        if exc.status_code == 400:
+            message = f"invalid body: {message[0].lower()}{message[1:]} (is it UTF-8 JSON?)"
+        response = _error(exc.status_code, message)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
         return response
 
     @app.exception_handler(RequestValidationError)

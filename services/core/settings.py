@@ -41,4 +41,5 @@ class Settings(BaseSettings):
     cache_ttl_s: int = Field(default=3600, ge=1, description="How long a cached ranking lives.")
     cache_entries: int = Field(default=10_000, ge=1, description="Capacity of the in-process cache.")
     explanations_per_item: int = Field(default=3, ge=0, le=20, description="Paths returned per ranked item.")
+    max_body_bytes: int = Field(default=65_536, ge=1024, description="Larger request bodies get 413.")
     api_key: SecretStr | None = Field(default=None, description="When set, requests need header X-API-Key.")
