@@ -89,6 +89,16 @@ def run_level(settings: Settings, bodies: list[dict[str, Any]], concurrency: int
         return asyncio.run(_drive(url, bodies, concurrency))
 
 
+def _neo4j_version(settings: Settings) -> str:
+    from services.graph_loader.neo4j_connection import open_driver
+
+    driver = open_driver(settings)
+    try:
+        return driver.get_server_info().agent
+    finally:
+        driver.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
@@ -124,7 +134,7 @@ def main() -> None:
         "command": "python -m benchmarks.load_test "
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False, True))
         + (" --neo4j" if args.neo4j else ""),
-        "environment": environment("server" if args.neo4j else "not used"),
+        "environment": environment(_neo4j_version(server) if args.neo4j else "not used"),
         "setup": setup,
         "levels": levels,
     }
