@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format bench neo4j-up neo4j-down redis-up redis-down servers-up servers-down clean
+.PHONY: demo test lint format bench audit neo4j-up neo4j-down redis-up redis-down servers-up servers-down clean
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON) > /dev/null || { echo "needs $(PYTHON) (Python 3.11)"; exit 1; }
@@ -53,3 +53,10 @@ servers-down: neo4j-down redis-down
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .kgrank
+
+# Known vulnerabilities in the pinned environment (pip-audit in a venv of its own, PyPI's advisory data).
+audit: $(INSTALLED)
+	mkdir -p .kgrank
+	$(BIN)/pip freeze --exclude-editable > .kgrank/requirements.txt
+	[ -x .kgrank/audit/bin/pip-audit ] || ($(PYTHON) -m venv .kgrank/audit && .kgrank/audit/bin/pip install --quiet pip-audit)
+	.kgrank/audit/bin/pip-audit -r .kgrank/requirements.txt --no-deps --progress-spinner off --strict
