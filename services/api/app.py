@@ -93,6 +93,7 @@ def build_service(settings: Settings) -> RankingService:
         metrics=Metrics(),
         explanations_per_item=settings.explanations_per_item,
         scorer_health=health,
+        retry_after_s=settings.retry_after_s,
     )
 
 

@@ -46,6 +46,28 @@ from services.ranker.prompt import MAX_CANDIDATES, Prompt, ScoredPath
 logger = logging.getLogger(__name__)
 
 
+class Breaker:
+    """Open for `retry_after_s` after a failure; then one request tries again (and closes it on success)."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        self._retry_after_s = retry_after_s
+        self._open_until = 0.0
+
+    def closed(self) -> bool:
+        now = time.monotonic()
+        if now < self._open_until:
+            return False
+        if self._open_until:
+            self._open_until = now + self._retry_after_s  # let this request probe; the others keep skipping
+        return True
+
+    def failed(self) -> None:
+        self._open_until = time.monotonic() + self._retry_after_s
+
+    def succeeded(self) -> None:
+        self._open_until = 0.0
+
+
 @dataclass
 class _Timer:
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -77,6 +99,7 @@ class RankingService:
         metrics: Metrics,
         explanations_per_item: int,
         scorer_health: Callable[[], Awaitable[None]] | None = None,
+        retry_after_s: float = 5.0,
     ) -> None:
         self.dataset = dataset
         self.steps = steps
@@ -91,6 +114,10 @@ class RankingService:
         self._items = {item.id: item for item in dataset.items}
         self._users = {user_id: idx for idx, user_id in enumerate(dataset.users, start=1)}
         self._offline_history: dict[str, tuple[HistoryItem, ...]] | None = None
+        # A dependency that just failed is skipped for a while: degraded answers come at once instead of
+        # each request waiting out the same timeout.
+        self._graph_breaker = Breaker(retry_after_s)
+        self._scorer_breaker = Breaker(retry_after_s)
 
     async def start(self) -> None:
         self.batcher.on_batch = self.metrics.batch_size.observe
@@ -175,14 +202,19 @@ class RankingService:
 
     async def _fetch(self, request: RankRequest, timer: _Timer, degraded: list[DegradedReason]) -> UserPaths:
         with timer.stage("graph"):
-            try:
-                paths = await self.graph.fetch(
-                    PathRequest(user_id=request.user_id, candidates=tuple(request.candidates))
-                )
-            except UnknownItemsError:
-                raise
-            except GraphError as e:
-                logger.warning("graph unavailable, ranking without paths: %s", e.message)
+            paths = None
+            if self._graph_breaker.closed():
+                try:
+                    paths = await self.graph.fetch(
+                        PathRequest(user_id=request.user_id, candidates=tuple(request.candidates))
+                    )
+                    self._graph_breaker.succeeded()
+                except UnknownItemsError:
+                    raise
+                except GraphError as e:
+                    logger.warning("graph unavailable, ranking without paths: %s", e.message)
+                    self._graph_breaker.failed()
+            if paths is None:
                 self._degrade(degraded, "graph")
                 paths = self._offline_paths(request)
         self.metrics.stages.labels("graph").observe(timer.timings_ms["graph"] / 1000)
@@ -202,12 +234,17 @@ class RankingService:
         self, user: int, paths: UserPaths, prompt: Prompt, timer: _Timer, degraded: list[DegradedReason]
     ) -> tuple[np.ndarray, RankedBy]:
         with timer.stage("score"):
-            try:
-                scores = await self.batcher.score(prompt.text, len(paths.candidates))
-                ranked_by: RankedBy = "llm"
-            except ScorerError as e:
-                logger.warning("scorer unavailable, falling back: %s", e.message)
-                self.metrics.scorer_errors.inc()
+            scores = None
+            if self._scorer_breaker.closed():
+                try:
+                    scores = await self.batcher.score(prompt.text, len(paths.candidates))
+                    ranked_by: RankedBy = "llm"
+                    self._scorer_breaker.succeeded()
+                except ScorerError as e:
+                    logger.warning("scorer unavailable, falling back: %s", e.message)
+                    self.metrics.scorer_errors.inc()
+                    self._scorer_breaker.failed()
+            if scores is None:
                 self._degrade(degraded, "scorer")
                 fallback = self.steps.fallback_scores(user, paths)
                 if fallback is None:

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(
         default=2.0, ge=0, le=1000, description="How long a prompt waits for others to share its forward pass."
     )
+    retry_after_s: float = Field(
+        default=5.0, gt=0, le=300, description="After the graph or the scorer fails, how long to answer without it."
+    )
     redis_url: str | None = Field(default=None, description="Redis for the ranking cache; unset: in-process LRU.")
     redis_timeout_s: float = Field(default=0.5, gt=0, description="Redis socket timeout (cache is optional).")
     cache_ttl_s: int = Field(default=3600, ge=1, description="How long a cached ranking lives.")
