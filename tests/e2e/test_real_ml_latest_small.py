@@ -119,3 +119,49 @@ def test_paths_are_identical_on_real_data(loaded: tuple[Path, str], neo4j_settin
     for row, result in zip(test_rows.sample(40, random_state=3).itertuples(), from_neo4j, strict=True):
         assert len(result.history) == min(20, events[row.user] - 1)
         assert dataset.item(row.item).id not in {h.item_id for h in result.history}
+
+
+def test_a_load_killed_midway_then_rerun_equals_a_clean_load(
+    loaded: tuple[Path, str], neo4j_env: dict[str, str], neo4j_settings: Settings
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from services.graph_loader.neo4j_writer import Neo4jGraphWriter
+
+    data, name = loaded
+    clean = json.loads((data / "graph-load-embedded.json").read_text())["counts"]
+    driver = open_driver(neo4j_settings)
+    try:
+        writer = Neo4jGraphWriter(driver, database=neo4j_settings.neo4j_database)
+        writer.drop(name)
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")} | neo4j_env
+        loader = subprocess.Popen(
+            [sys.executable, "-m", "kgrank", "graph", "load", "--data", str(data), "--batch-size", "500"],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while writer.counts(name).relationships.get("RATED", 0) == 0:  # killed while writing ratings
+            assert loader.poll() is None and time.monotonic() < deadline, "the load ended before it could be killed"
+            time.sleep(0.05)
+        loader.send_signal(signal.SIGKILL)
+        loader.wait(timeout=30)
+        partial = writer.counts(name)
+        records, _, _ = driver.execute_query(
+            "MATCH (d:KgrankDataset {name: $name}) RETURN d.status AS status",
+            name=name,
+            database_=neo4j_settings.neo4j_database,
+        )
+        assert records[0]["status"] == "loading"  # nothing half-written looks complete
+        assert partial.relationships.get("RATED", 0) < clean["relationships"]["RATED"]
+
+        rerun = kgrank("graph", "load", "--data", data, env=neo4j_env)
+        assert rerun.returncode == 0, rerun.stderr
+        assert writer.counts(name).model_dump() == clean  # nothing lost, nothing duplicated
+    finally:
+        driver.close()
