@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Protocol
 
 import neo4j
-from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable, SessionExpired
+from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceUnavailable, SessionExpired
 
 from services.core.cypher import cypher_library
-from services.core.errors import GraphError, GraphNotLoadedError, GraphUnavailableError
+from services.core.errors import ConfigError, GraphError, GraphNotLoadedError, GraphUnavailableError
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
+from services.graph_loader.neo4j_connection import checked_uri
 from services.graph_loader.records import GraphPart
 from services.graph_loader.schema import ITEM_LABEL
 from services.ranker.paths.embedded_source import EmbeddedPathSource
@@ -52,18 +53,22 @@ class Neo4jServingGraph:
 
     def __init__(self, settings: Settings, dataset: ProcessedDataset, config: PathConfig) -> None:
         password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
+        uri = checked_uri(settings)
         # No connectivity check here: the API starts while Neo4j is down and answers degraded until it is up.
-        self._driver = neo4j.AsyncGraphDatabase.driver(
-            settings.neo4j_uri or "",
-            auth=(settings.neo4j_user, password) if password is not None else None,
-            connection_timeout=settings.neo4j_timeout_s,
-            connection_acquisition_timeout=settings.neo4j_timeout_s,
-            max_transaction_retry_time=settings.neo4j_timeout_s,
-            notifications_min_severity="OFF",
-        )
+        try:
+            self._driver = neo4j.AsyncGraphDatabase.driver(
+                uri,
+                auth=(settings.neo4j_user, password) if password is not None else None,
+                connection_timeout=settings.neo4j_timeout_s,
+                connection_acquisition_timeout=settings.neo4j_timeout_s,
+                max_transaction_retry_time=settings.neo4j_timeout_s,
+                notifications_min_severity="OFF",
+            )
+        except (ConfigurationError, ValueError) as e:
+            raise ConfigError(f"invalid Neo4j URI {uri!r} (KGRANK_NEO4J_URI): {e}") from e
         self._database = settings.neo4j_database
         self._dataset = dataset.name
-        self._where = settings.neo4j_uri or ""
+        self._where = uri
         self._library = cypher_library()
         self._paths = AsyncNeo4jPathSource(
             self._driver, database=self._database, dataset=dataset.name, schema=dataset.schema, config=config
@@ -97,7 +102,7 @@ class Neo4jServingGraph:
             )
         except AuthError as e:
             raise GraphUnavailableError(f"Neo4j at {self._where} refused the credentials") from e
-        except (ServiceUnavailable, SessionExpired, OSError) as e:
+        except (ServiceUnavailable, SessionExpired, OSError, ValueError) as e:  # ValueError: unresolvable address
             raise GraphUnavailableError(f"Neo4j at {self._where} is unreachable: {e}") from e
         except Neo4jError as e:
             raise GraphError(f"Neo4j rejected {name}: {e.message}") from e

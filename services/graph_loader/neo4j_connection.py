@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 import neo4j
 from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceUnavailable
@@ -15,14 +16,24 @@ logger = logging.getLogger(__name__)
 BOLT_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 
 
-def open_driver(settings: Settings) -> neo4j.Driver:
-    """A connected driver for `settings.neo4j_uri`; raises a GraphError leaf when it cannot connect."""
+def checked_uri(settings: Settings) -> str:
+    """The configured Bolt URI; ConfigError when it is missing or not a Bolt scheme."""
     uri = settings.neo4j_uri
     if not uri:
         raise ConfigError("no Neo4j URI configured (set KGRANK_NEO4J_URI or pass --neo4j-uri)")
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
     if scheme not in BOLT_SCHEMES:
         raise ConfigError(f"invalid Neo4j URI {uri!r} (KGRANK_NEO4J_URI): use one of {', '.join(BOLT_SCHEMES)}://")
+    try:
+        urlsplit(uri).port  # noqa: B018 - parsing is the check
+    except ValueError as e:
+        raise ConfigError(f"invalid Neo4j URI {uri!r} (KGRANK_NEO4J_URI): {e}") from e
+    return uri
+
+
+def open_driver(settings: Settings) -> neo4j.Driver:
+    """A connected driver for `settings.neo4j_uri`; raises a GraphError leaf when it cannot connect."""
+    uri = checked_uri(settings)
     password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
     auth = (settings.neo4j_user, password) if password is not None else None
     try:

@@ -113,7 +113,7 @@ class AsyncNeo4jPathSource(_Neo4jPaths[neo4j.AsyncDriver]):
 def _graph_errors() -> Iterator[None]:
     try:
         yield
-    except (ServiceUnavailable, SessionExpired, OSError) as e:
+    except (ServiceUnavailable, SessionExpired, OSError, ValueError) as e:  # ValueError: unresolvable address
         raise GraphUnavailableError(f"Neo4j is unreachable: {e}") from e
     except Neo4jError as e:
         raise GraphError(f"Neo4j rejected the path query: {e.message}") from e
