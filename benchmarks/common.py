@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -54,6 +55,13 @@ def environment(neo4j_version: str) -> dict[str, Any]:
         "neo4j_rust_ext": version("neo4j-rust-ext"),
         "kgrank": version("kgrank"),
     }
+
+
+def command_line(module: str, args: argparse.Namespace) -> str:
+    """The command that reproduces a run: options with values first, then the flags that were set."""
+    options = [f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False, True)]
+    flags = [f"--{k.replace('_', '-')}" for k, v in vars(args).items() if v is True]
+    return " ".join([f"python -m {module}", *options, *flags])
 
 
 def write_results(name: str, payload: dict[str, Any], markdown: str) -> None:

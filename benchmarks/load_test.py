@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import RESULTS, environment, markdown_table, percentiles
+from benchmarks.common import RESULTS, command_line, environment, markdown_table, percentiles
 from benchmarks.serving_latency import requests_for
 from services.api.app import build_service, create_app
 from services.api.local import serve_in_thread
@@ -131,9 +131,7 @@ def main() -> None:
         levels[concurrency] = run_level(settings, bodies, concurrency)
     setup = f"{'Neo4j' if args.neo4j else 'embedded graph'}, {'Redis' if args.redis_url else 'in-process'} cache"
     payload = {
-        "command": "python -m benchmarks.load_test "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False, True))
-        + (" --neo4j" if args.neo4j else ""),
+        "command": command_line("benchmarks.load_test", args),
         "environment": environment(_neo4j_version(server) if args.neo4j else "not used"),
         "setup": setup,
         "levels": levels,

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import RESULTS, environment, markdown_table, percentiles
+from benchmarks.common import RESULTS, command_line, environment, markdown_table, percentiles
 from services.api.app import build_service, create_app
 from services.api.local import serve_in_thread
 from services.core.settings import Settings
@@ -129,9 +129,7 @@ def main() -> None:
         print(f"measuring: {name}", flush=True)
         results[name] = measure(settings, requests)
     payload = {
-        "command": "python -m benchmarks.serving_latency "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False, True))
-        + (" --neo4j" if args.neo4j else ""),
+        "command": command_line("benchmarks.serving_latency", args),
         "environment": environment(neo4j_version),
         "requests_per_setup": {"miss": len(requests), "hit": len(requests)},
         "candidates_per_request": 20,

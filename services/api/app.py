@@ -176,16 +176,13 @@ def _api_key_dependency(settings: Settings) -> Callable[..., Awaitable[None]]:
         if expected is None:
             return
         if key is None or not hmac.compare_digest(key.encode(), expected):
-            raise _Unauthorized
+            raise _UnauthorizedError
 
     return check
 
 
 class _UnauthorizedError(Exception):
     pass
-
-
-_Unauthorized = _UnauthorizedError()
 
 
 def _error(status: int, message: str, item_ids: list[str] | None = None) -> JSONResponse:

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Protocol
 
 import neo4j
-from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceUnavailable, SessionExpired
+from neo4j.exceptions import ConfigurationError
 
 from services.core.cypher import cypher_library
-from services.core.errors import ConfigError, GraphError, GraphNotLoadedError, GraphUnavailableError
+from services.core.errors import ConfigError, GraphError, GraphNotLoadedError
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
-from services.graph_loader.neo4j_connection import checked_uri
+from services.graph_loader.neo4j_connection import checked_uri, neo4j_errors
 from services.graph_loader.records import GraphPart
 from services.graph_loader.schema import ITEM_LABEL
 from services.ranker.paths.embedded_source import EmbeddedPathSource
@@ -96,16 +96,10 @@ class Neo4jServingGraph:
         return _loaded_version(records[0].data() if records else None, self._dataset, self._where)
 
     async def _query(self, name: str, routing: neo4j.RoutingControl, **parameters: object) -> list[neo4j.Record]:
-        try:
+        with neo4j_errors(name, self._where):
             records, _, _ = await self._driver.execute_query(
                 self._library[name], parameters_=parameters, database_=self._database, routing_=routing
             )
-        except AuthError as e:
-            raise GraphUnavailableError(f"Neo4j at {self._where} refused the credentials") from e
-        except (ServiceUnavailable, SessionExpired, OSError, ValueError) as e:  # ValueError: unresolvable address
-            raise GraphUnavailableError(f"Neo4j at {self._where} is unreachable: {e}") from e
-        except Neo4jError as e:
-            raise GraphError(f"Neo4j rejected {name}: {e.message}") from e
         return records
 
     async def close(self) -> None:

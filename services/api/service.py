@@ -38,10 +38,13 @@ from services.api.models import (
 )
 from services.core.errors import GraphError, RequestError, ScorerError, UnknownItemsError
 from services.graph_loader.dataset import ProcessedDataset
-from services.ranker.paths.models import CandidateItem, HistoryItem, PathRequest, RelationPath, UserPaths
+from services.graph_loader.sequences import UserSequences, user_sequences
+from services.ranker.context import DatasetContext
+from services.ranker.paths.models import PathRequest, RelationPath, UserPaths
 from services.ranker.paths.render import path_cypher, path_text
 from services.ranker.pipeline import RankedCandidate, RankingSteps, rank_candidates
 from services.ranker.prompt import MAX_CANDIDATES, Prompt, ScoredPath
+from services.ranker.ranking import RankingTask
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +116,7 @@ class RankingService:
         self.graph_version: str | None = None
         self._items = {item.id: item for item in dataset.items}
         self._users = {user_id: idx for idx, user_id in enumerate(dataset.users, start=1)}
-        self._offline_history: dict[str, tuple[HistoryItem, ...]] | None = None
+        self._offline: tuple[DatasetContext, UserSequences] | None = None  # built on the first graph outage
         # A dependency that just failed is skipped for a while: degraded answers come at once instead of
         # each request waiting out the same timeout.
         self._graph_breaker = Breaker(retry_after_s)
@@ -136,7 +139,7 @@ class RankingService:
         self._check_candidates(request.candidates)
         timer = _Timer()
         degraded: list[DegradedReason] = []
-        if self.graph_version is None:
+        if self.graph_version is None and self._graph_breaker.closed():  # a graph known to be down is not asked
             await self._refresh_graph_version()
         digest = self._request_digest(request)
         slot = None
@@ -256,16 +259,19 @@ class RankingService:
 
     def _offline_paths(self, request: RankRequest) -> UserPaths:
         """History from the processed dataset (live interactions unknown) and no paths."""
-        if self._offline_history is None:
-            self._offline_history = _dataset_histories(self.dataset, self.steps.metadata.prompt.history_items)
-        history = self._offline_history.get(request.user_id)
-        return UserPaths(
+        if self._offline is None:
+            history_length = self.steps.metadata.prompt.history_items
+            self._offline = (DatasetContext(self.dataset, history_length=history_length), user_sequences(self.dataset))
+        context, sequences = self._offline
+        user = self._users.get(request.user_id)
+        task = RankingTask(
+            user=user or 0,
             user_id=request.user_id,
-            known_user=history is not None,
-            history=history or (),
-            candidates=tuple(CandidateItem(item_id=c, title=self._items[c].title) for c in request.candidates),
-            paths=(),
+            history=sequences.items[user - 1] if user else np.zeros(0, dtype=np.int64),
+            candidates=np.array([self._items[c].idx for c in request.candidates], dtype=np.int64),
         )
+        (paths,) = context.fetch([task])
+        return paths.model_copy(update={"known_user": user is not None})
 
     def _item_out(self, paths: UserPaths, item: RankedCandidate) -> RankedItemOut:
         return RankedItemOut(
@@ -358,8 +364,10 @@ class RankingService:
     async def _refresh_graph_version(self) -> None:
         try:
             self.graph_version = await self.graph.version()
+            self._graph_breaker.succeeded()
         except GraphError as e:
             logger.warning("graph version unknown (caching paused): %s", e.message)
+            self._graph_breaker.failed()
 
 
 _PER_ANSWER = {"cached", "degraded", "timings_ms"}
@@ -379,21 +387,3 @@ def _elements(path: RelationPath) -> list[NodeElement | RelationshipElement]:
             hop = path.hops[position]
             elements.append(RelationshipElement(type=hop.type, direction="forward" if hop.forward else "backward"))
     return elements
-
-
-def _dataset_histories(dataset: ProcessedDataset, length: int) -> dict[str, tuple[HistoryItem, ...]]:
-    frame = dataset.interactions.sort_values(["user", "timestamp", "item"], kind="stable")
-    histories: dict[str, list[HistoryItem]] = {}
-    for user, item, rating, timestamp in zip(
-        frame["user"], frame["item"], frame["rating"], frame["timestamp"], strict=True
-    ):
-        record = dataset.item(int(item))
-        histories.setdefault(dataset.user_id(int(user)), []).append(
-            HistoryItem(
-                item_id=record.id,
-                title=record.title,
-                rating=None if rating != rating else float(rating),  # NaN: no rating
-                timestamp=int(timestamp),
-            )
-        )
-    return {user: tuple(items[-length:]) for user, items in histories.items()}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import neo4j
-from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceUnavailable
+from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceUnavailable, SessionExpired
 
 from services.core.errors import ConfigError, GraphAuthError, GraphError, GraphUnavailableError
 from services.core.settings import Settings
@@ -66,3 +68,18 @@ def open_driver(settings: Settings) -> neo4j.Driver:
         driver.close()
         raise GraphError(f"Neo4j at {uri} rejected a test query: {e.message}", uri=uri) from e
     return driver
+
+
+@contextmanager
+def neo4j_errors(action: str, where: str | None = None) -> Iterator[None]:
+    """Driver exceptions during `action` as kgrank errors: refused or unreachable → GraphUnavailableError,
+    a rejected statement → GraphError."""
+    server = f"Neo4j at {where}" if where else "Neo4j"
+    try:
+        yield
+    except AuthError as e:
+        raise GraphUnavailableError(f"{server} refused the credentials") from e
+    except (ServiceUnavailable, SessionExpired, OSError, ValueError) as e:  # ValueError: unresolvable address
+        raise GraphUnavailableError(f"{server} is unreachable: {e}") from e
+    except Neo4jError as e:
+        raise GraphError(f"Neo4j rejected {action}: {e.message}") from e

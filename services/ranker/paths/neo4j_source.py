@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 import neo4j
-from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
 
 from services.core.cypher import CypherLibrary, cypher_library
-from services.core.errors import GraphError, GraphUnavailableError
+from services.graph_loader.neo4j_connection import neo4j_errors
 from services.graph_loader.schema import GraphSchema
 from services.ranker.paths.assemble import assemble_user_paths
 from services.ranker.paths.models import (
@@ -94,7 +92,7 @@ class _Neo4jPaths(Generic[DriverT]):
 class Neo4jPathSource(_Neo4jPaths[neo4j.Driver]):
     def fetch(self, requests: Sequence[PathRequest]) -> list[UserPaths]:
         arguments = self._arguments(requests)
-        with _graph_errors():
+        with neo4j_errors("the path query"):
             records, _, _ = self._driver.execute_query(**arguments)
         return self._results(requests, records)
 
@@ -104,19 +102,9 @@ class AsyncNeo4jPathSource(_Neo4jPaths[neo4j.AsyncDriver]):
 
     async def fetch(self, requests: Sequence[PathRequest]) -> list[UserPaths]:
         arguments = self._arguments(requests)
-        with _graph_errors():
+        with neo4j_errors("the path query"):
             records, _, _ = await self._driver.execute_query(**arguments)
         return self._results(requests, records)
-
-
-@contextmanager
-def _graph_errors() -> Iterator[None]:
-    try:
-        yield
-    except (ServiceUnavailable, SessionExpired, OSError, ValueError) as e:  # ValueError: unresolvable address
-        raise GraphUnavailableError(f"Neo4j is unreachable: {e}") from e
-    except Neo4jError as e:
-        raise GraphError(f"Neo4j rejected the path query: {e.message}") from e
 
 
 def _request_parameters(request: PathRequest, config: PathConfig) -> dict[str, Any]:
