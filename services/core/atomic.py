@@ -11,11 +11,34 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from services.core.errors import ConfigError
+
+
+def check_replaceable(target: Path, *, marker: str) -> None:
+    """Refuse to replace anything but a new or empty folder, or one kgrank wrote (it holds `marker`).
+
+    Without this, `--out ~/work` or `--out /etc/passwd` would be swapped for a dataset folder.
+    """
+    target = Path(target)
+    if not target.exists() and not target.is_symlink():
+        return
+    if not target.is_dir() or target.is_symlink():
+        raise ConfigError(f"{target} exists and is not a folder; choose a new or empty folder")
+    if any(target.iterdir()) and not (target / marker).is_file():
+        raise ConfigError(
+            f"{target} is not empty and was not written by kgrank (no {marker}); "
+            "choose a new or empty folder, it would be replaced"
+        )
+
 
 @contextlib.contextmanager
-def atomic_directory(target: Path) -> Iterator[Path]:
-    """Yield a fresh sibling temp folder; on success it replaces `target`, on failure it is removed."""
+def atomic_directory(target: Path, *, marker: str) -> Iterator[Path]:
+    """Yield a fresh sibling temp folder; on success it replaces `target`, on failure it is removed.
+
+    `target` must pass `check_replaceable` with `marker`, the file every complete result holds.
+    """
     target = Path(target)
+    check_replaceable(target, marker=marker)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:

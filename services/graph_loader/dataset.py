@@ -25,6 +25,7 @@ from services.core.errors import DatasetFormatError, DatasetNotFoundError
 from services.graph_loader.schema import GraphSchema
 
 FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
 SPLITS = ("train", "val", "test")
 Split = Literal["train", "val", "test"]
 CONTENT_FILES = ("schema.json", "users.csv", "items.jsonl", "interactions.csv")
@@ -98,7 +99,7 @@ class ProcessedDataset:
 
     def save(self, root: Path) -> None:
         """Write every file into a staging folder and swap it in, so no half-written dataset remains."""
-        with atomic_directory(root) as staging:
+        with atomic_directory(root, marker=MANIFEST_FILE) as staging:
             write_json(staging / "schema.json", self.schema.model_dump(mode="json"))
             pd.DataFrame({"idx": range(1, len(self.users) + 1), "id": self.users}).to_csv(
                 staging / "users.csv", index=False
@@ -109,12 +110,12 @@ class ProcessedDataset:
             self.interactions.to_csv(staging / "interactions.csv", index=False)
             self.manifest = self.manifest.model_copy(update={"data_hash": content_hash(staging)})
             write_json(staging / "stats.json", self.stats.model_dump(mode="json"))
-            write_json(staging / "manifest.json", self.manifest.model_dump(mode="json"))
+            write_json(staging / MANIFEST_FILE, self.manifest.model_dump(mode="json"))
 
     @classmethod
     def load(cls, root: Path) -> ProcessedDataset:
         root = Path(root)
-        manifest_path = root / "manifest.json"
+        manifest_path = root / MANIFEST_FILE
         if not manifest_path.is_file():
             raise DatasetNotFoundError(
                 f"{root}: not a processed dataset (no manifest.json); run `kgrank data prepare` first",

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from services.core.atomic import atomic_directory
-from services.core.errors import DatasetFormatError, DatasetNotFoundError
+from services.core.errors import ConfigError, DatasetFormatError, DatasetNotFoundError
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.prepare import prepare_dataset
 from services.graph_loader.synthetic import SyntheticCatalogue
@@ -46,7 +46,7 @@ def test_failed_write_leaves_previous_dataset_intact(prepared: tuple[ProcessedDa
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def interrupted_write() -> None:
-        with atomic_directory(out) as staging:
+        with atomic_directory(out, marker="manifest.json") as staging:
             (staging / "users.csv").write_text("half")
             raise RuntimeError("killed mid-way")
 
@@ -54,6 +54,28 @@ def test_failed_write_leaves_previous_dataset_intact(prepared: tuple[ProcessedDa
         interrupted_write()
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in out.parent.iterdir() if p.name.endswith(".partial")] == []
+
+
+@pytest.mark.parametrize("kind", ["file", "foreign folder"])
+def test_prepare_never_replaces_what_kgrank_did_not_write(ml_raw: Path, tmp_path: Path, kind: str) -> None:
+    out = tmp_path / "out"
+    if kind == "file":
+        out.write_text("someone's file")
+    else:
+        out.mkdir()
+        (out / "notes.txt").write_text("someone's notes")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(ConfigError, match="choose a new or empty folder"):
+        prepare_dataset("ml-latest-small", ml_raw, out)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_prepare_replaces_its_own_earlier_output_and_fills_an_empty_folder(ml_raw: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    first = prepare_dataset("ml-latest-small", ml_raw, out).manifest.data_hash
+    assert prepare_dataset("ml-latest-small", ml_raw, out, min_interactions=12).manifest.data_hash != first
+    assert ProcessedDataset.load(out).manifest.data_hash != first
 
 
 def test_load_rejects_non_dataset_and_bad_files(prepared: tuple[ProcessedDataset, Path], tmp_path: Path) -> None:
