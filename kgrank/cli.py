@@ -41,7 +41,7 @@ def main() -> None:
     try:
         app()
     except KgrankError as e:
-        typer.echo(f"error: {e.message}", err=True)
+        typer.echo(f"error: {' '.join(e.message.split())}", err=True)  # one line, whatever the cause wrote
         sys.exit(2)
     except ValidationError as e:
         first = e.errors()[0]

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, graph_context
+from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, graph_context, output_folder
 from kgrank.train_cli import parse_ints
 from services.core.errors import ConfigError, ModelError
 from services.graph_loader.dataset import ProcessedDataset
@@ -50,6 +50,7 @@ def evaluate(
 ) -> None:
     """Evaluate on val or test; write metrics.json, a Markdown table beside the paper's rows, a plot."""
     dataset = ProcessedDataset.load(data)
+    output_folder(out)
     parsed = [parse_model(text) for text in model]
     if len({p.name for p in parsed}) != len(parsed):
         raise ConfigError("model names must be unique")
@@ -89,6 +90,9 @@ def parse_model(text: str) -> ParsedModel:
     paths = [Path(part) for part in runs_text.split(",") if part.strip()]
     if not name or not paths:
         raise ConfigError(f"--model needs NAME=RUN[,RUN…][@RANKER], got {text!r}")
+    kind, _, argument = ranker.partition(":")
+    if ranker not in ("", "retriever") and not (kind in ("preference", "llm") and argument):
+        raise ConfigError(f"unknown ranker {ranker!r}: use retriever, preference:DIR or llm:DIR")
     return ParsedModel(name=name, runs=paths, ranker=ranker or "retriever")
 
 
@@ -104,8 +108,7 @@ def build_ranker(
     kind, _, argument = parsed.ranker.partition(":")
     if kind == "retriever" and not argument:
         return RetrieverOrder()
-    if kind not in ("preference", "llm") or not argument or graph is None:
-        raise ConfigError(f"unknown ranker {parsed.ranker!r}: use retriever, preference:DIR or llm:DIR")
+    assert graph is not None, "evaluate opens the graph for every ranker but the retriever's own order"
     from services.ranker.llm.metadata import RankerMetadata
     from services.ranker.llm.ranker import llm_ranker
     from services.ranker.llm.scorer import LetterScorer, TransformersScorer, load_tokenizer

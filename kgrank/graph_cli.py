@@ -8,7 +8,15 @@ from typing import Annotated, Literal
 
 import typer
 
-from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, embedded_path_for, path_source, settings_for
+from kgrank.options import (
+    DataDir,
+    EmbeddedPath,
+    Neo4jUri,
+    embedded_path_for,
+    output_file,
+    path_source,
+    settings_for,
+)
 from services.core.atomic import write_json
 from services.core.errors import RequestError
 from services.graph_loader.dataset import ProcessedDataset
@@ -37,6 +45,7 @@ def load(
     """Write DATA's graph (constraints, then batched MERGE); re-running changes nothing."""
     dataset = ProcessedDataset.load(data)
     settings = settings_for(neo4j_uri)
+    report_path = output_file(report or data / f"graph-load-{'neo4j' if settings.neo4j_uri else 'embedded'}.json")
     if settings.neo4j_uri:
         driver = open_driver(settings)
         try:
@@ -48,7 +57,6 @@ def load(
             driver.close()
     else:
         result = load_embedded(dataset, embedded_path_for(data, embedded), split=split, batch_size=batch_size)
-    report_path = report or data / f"graph-load-{'neo4j' if settings.neo4j_uri else 'embedded'}.json"
     write_json(report_path, result.model_dump(mode="json"))
     counts = result.counts
     typer.echo(

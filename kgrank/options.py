@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from services.core.errors import ConfigError
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.context import GraphContext
@@ -24,6 +25,25 @@ EmbeddedPath = Annotated[
     typer.Option("--embedded", help="Embedded graph file (default: DATA/graph.sqlite)."),
 ]
 DataDir = Annotated[Path, typer.Option("--data", help="Processed dataset folder (from `kgrank data prepare`).")]
+
+
+def output_folder(path: Path) -> Path:
+    """Create an --out folder now, so a path kgrank cannot write fails before minutes of work, not after."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create {path}: {e.strerror or e}") from e
+    return path
+
+
+def output_file(path: Path) -> Path:
+    """Check a file option up front: not a folder, and its folder can be created."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give a file name")
+    output_folder(path.parent)
+    return path
 
 
 def settings_for(neo4j_uri: str | None) -> Settings:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, path_source
+from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, output_folder, path_source
 from kgrank.train_ranking_cli import preference, ranker
 from services.graph_loader.dataset import ProcessedDataset
 from training.config import RetrieverConfig
@@ -44,6 +44,7 @@ def retriever(
 
     dataset = ProcessedDataset.load(data)
     seed_list = parse_ints(seeds, option="--seeds")
+    output_folder(out)
     for seed in seed_list:
         run = out / f"seed-{seed}" if len(seed_list) > 1 else out
         config = RetrieverConfig(
@@ -103,10 +104,12 @@ def bundle(
     embedded: EmbeddedPath = None,
 ) -> None:
     """Retriever, preference module and tiny LLM ranker in one go, with the demo's quick settings."""
+    from services.core.atomic import check_replaceable
     from services.ranker.context import RANKING_PATHS
-    from training.bundle import quick_config, train_bundle
+    from training.bundle import BUNDLE_MARKER, quick_config, train_bundle
 
     dataset = ProcessedDataset.load(data)
+    check_replaceable(out, marker=BUNDLE_MARKER)
     with path_source(data, dataset, neo4j_uri=neo4j_uri, embedded=embedded, config=RANKING_PATHS) as source:
         result = train_bundle(dataset, source, quick_config(train_examples), out, cache_dir=data / "cache")
     typer.echo(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, graph_context
+from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, graph_context, output_folder
 from services.core.errors import ConfigError
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.context import RANKING_PATHS
@@ -70,6 +70,7 @@ def preference(
     from training.preference import save_untrained, train_preference
 
     dataset = ProcessedDataset.load(data)
+    output_folder(out)
     loaded = load_data(
         data,
         dataset,
@@ -127,9 +128,11 @@ def ranker(
     """Fine-tune the LLM ranker on letter answers, select on val NDCG@10, merge and save it."""
     from services.ranker.preference.scorer import PreferenceScorer
     from services.ranker.preference.select import NoPaths, PathSelector, PreferencePaths, ShortestPaths
-    from training.ranker import train_ranker
+    from training.ranker import check_base_model, train_ranker
 
     dataset = ProcessedDataset.load(data)
+    output_folder(out)
+    check_base_model(base_model)
     selector: PathSelector
     if paths in ("preference", "untrained-preference"):
         if preference_dir is None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.core.atomic import atomic_directory
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.context import RANKING_PATHS, GraphContext
+from services.ranker.llm.metadata import METADATA_FILE
 from services.ranker.paths.models import PathSource
 from services.ranker.preference.scorer import PreferenceScorer
 from services.ranker.preference.select import PreferencePaths
@@ -19,6 +21,8 @@ from training.preference import train_preference
 from training.ranker import train_ranker
 from training.ranking_data import ranking_data
 from training.retriever import train_retriever
+
+BUNDLE_MARKER = f"ranker/{METADATA_FILE}"  # the last thing a complete bundle gets
 
 
 @dataclass(frozen=True)
@@ -60,36 +64,38 @@ def train_bundle(
     cache_dir: Path,
     progress: bool = True,
 ) -> Bundle:
-    retriever_dir, preference_dir, ranker_dir = out / "retriever", out / "preference", out / "ranker"
-    train_retriever(dataset, config.retriever, retriever_dir, progress=progress)
-    data = ranking_data(
-        dataset,
-        GraphContext(dataset, source),
-        retriever_run=retriever_dir,
-        train_examples=config.train_examples,
-        seed=config.seed,
-        candidates="random",
-        path_config=RANKING_PATHS,
-        cache_dir=cache_dir,
-        progress=progress,
-    )
-    preference = train_preference(
-        dataset, config.preference, train=data.train, val=data.val, out=preference_dir, progress=progress
-    )
-    ranker = train_ranker(
-        dataset,
-        config.ranker,
-        selector=PreferencePaths(PreferenceScorer.load(preference_dir)),
-        train=data.train,
-        val=data.val,
-        out=ranker_dir,
-        preference_dir=preference_dir,
-        progress=progress,
-    )
+    # One swap for the three folders: a run killed mid-way never leaves a new retriever beside an old ranker.
+    with atomic_directory(out, marker=BUNDLE_MARKER) as staging:
+        retriever_dir, preference_dir, ranker_dir = staging / "retriever", staging / "preference", staging / "ranker"
+        train_retriever(dataset, config.retriever, retriever_dir, progress=progress)
+        data = ranking_data(
+            dataset,
+            GraphContext(dataset, source),
+            retriever_run=retriever_dir,
+            train_examples=config.train_examples,
+            seed=config.seed,
+            candidates="random",
+            path_config=RANKING_PATHS,
+            cache_dir=cache_dir,
+            progress=progress,
+        )
+        preference = train_preference(
+            dataset, config.preference, train=data.train, val=data.val, out=preference_dir, progress=progress
+        )
+        ranker = train_ranker(
+            dataset,
+            config.ranker,
+            selector=PreferencePaths(PreferenceScorer.load(preference_dir)),
+            train=data.train,
+            val=data.val,
+            out=ranker_dir,
+            preference_dir=preference_dir,
+            progress=progress,
+        )
     return Bundle(
-        retriever=retriever_dir,
-        preference=preference_dir,
-        ranker=ranker_dir,
+        retriever=out / "retriever",
+        preference=out / "preference",
+        ranker=out / "ranker",
         preference_val_ndcg10=preference.best_val_ndcg10,
         preference_untrained_val_ndcg10=preference.untrained_val_ndcg10,
         ranker_val_ndcg10=ranker.best_val_ndcg10,

@@ -14,6 +14,7 @@ format, data hash), checked by reloading it and comparing scores.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import shutil
@@ -30,10 +31,10 @@ import torch.nn.functional as F  # noqa: N812 - the usual name
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from services.core.atomic import write_json
+from services.core.atomic import atomic_directory, check_replaceable, write_json
 from services.core.errors import ModelError
 from services.graph_loader.dataset import ProcessedDataset
-from services.ranker.llm.metadata import RankerMetadata
+from services.ranker.llm.metadata import METADATA_FILE, RankerMetadata
 from services.ranker.llm.ranker import prompt_builder
 from services.ranker.llm.scorer import TransformersScorer, left_padded, letter_logprobs
 from services.ranker.llm.tiny import build_tiny_llama
@@ -79,8 +80,6 @@ def load_tokenizer_and_model(
         tokenizer = build_bpe_tokenizer(corpus, vocab_size=config.tiny.vocab_size)
         return tokenizer, build_tiny_llama(tokenizer, config.tiny, seed=config.seed)
     base = Path(config.base_model)
-    if not (base / "config.json").is_file():
-        raise ModelError(f"{base}: not a Hugging Face checkpoint folder (no config.json)")
     tokenizer = AutoTokenizer.from_pretrained(base)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -88,6 +87,35 @@ def load_tokenizer_and_model(
     if config.load_in_4bit:
         options = quantization_options()
     return tokenizer, AutoModelForCausalLM.from_pretrained(base, **options)
+
+
+LLAMA_STYLE = ("llama", "mistral")  # decoders with q/k/v/o_proj, the modules LoRA adapts
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def check_base_model(base_model: str) -> None:
+    """`tiny`, or a local Llama-style Hugging Face checkpoint folder with weights and a tokenizer."""
+    if base_model == TINY:
+        return
+    base = Path(base_model)
+    config_file = base / "config.json"
+    if not config_file.is_file():
+        raise ModelError(f"{base}: not a Hugging Face checkpoint folder (no config.json); or use --base-model tiny")
+    try:
+        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+        raise ModelError(f"{config_file}: not a valid Hugging Face config ({e})") from e
+    if model_type not in LLAMA_STYLE:
+        raise ModelError(f"{base}: model_type {model_type!r} is not a Llama-style decoder ({', '.join(LLAMA_STYLE)})")
+    if not any((base / name).is_file() for name in _WEIGHT_FILES):
+        raise ModelError(f"{base}: no weights ({' or '.join(_WEIGHT_FILES[::2])})")
+    if not any((base / name).is_file() for name in ("tokenizer.json", "tokenizer.model")):
+        raise ModelError(f"{base}: no tokenizer (tokenizer.json or tokenizer.model)")
 
 
 def quantization_options() -> dict[str, Any]:
@@ -163,6 +191,8 @@ def train_ranker(
     progress: bool = True,
 ) -> RankerResult:
     config = config.resolved()
+    check_replaceable(out, marker=METADATA_FILE)  # fail now, not after training
+    check_base_model(config.base_model)
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
@@ -245,37 +275,38 @@ def train_ranker(
         final = model.merge_and_unload()
     else:
         final = model
-    save_checkpoint(final, tokenizer, out)
-    if preference_dir is not None:
-        shutil.copy2(preference_dir / PREFERENCE_FILE, out / PREFERENCE_FILE)
-    metadata = RankerMetadata(
-        prompt_format_version=PROMPT_FORMAT_VERSION,
-        letter_token_ids=letter_ids,
-        eos_token_id=eos_id,
-        dataset=dataset.name,
-        data_hash=dataset.manifest.data_hash,
-        base_model=config.base_model,
-        path_strategy=config.path_strategy,
-        prompt=prompt_config,
-        kgrank_version=version("kgrank"),
-        training={
-            "train_examples": len(train_prompts),
-            "val_examples": len(val_prompts),
-            "steps": step,
-            "best_step": best_step,
-            "best_val_N@10": best,
-            "lora": str(config.lora),
-            "seconds": round(time.perf_counter() - started, 1),
-        },
-    )
-    metadata.save(out)
-    difference = 0.0
-    if check:
-        reloaded = TransformersScorer(out).score(check, [len(letter_ids)] * len(check))
-        difference = float(np.max(np.abs(np.stack(reloaded) - before.numpy())))
-        if difference > 1e-3:
-            raise ModelError(f"the saved ranker scores differ from the trained one by {difference:.2e}")
-    write_training_log(out, config, history, difference)
+    with atomic_directory(out, marker=METADATA_FILE) as staging:
+        save_checkpoint(final, tokenizer, staging)
+        if preference_dir is not None:
+            shutil.copy2(preference_dir / PREFERENCE_FILE, staging / PREFERENCE_FILE)
+        metadata = RankerMetadata(
+            prompt_format_version=PROMPT_FORMAT_VERSION,
+            letter_token_ids=letter_ids,
+            eos_token_id=eos_id,
+            dataset=dataset.name,
+            data_hash=dataset.manifest.data_hash,
+            base_model=config.base_model,
+            path_strategy=config.path_strategy,
+            prompt=prompt_config,
+            kgrank_version=version("kgrank"),
+            training={
+                "train_examples": len(train_prompts),
+                "val_examples": len(val_prompts),
+                "steps": step,
+                "best_step": best_step,
+                "best_val_N@10": best,
+                "lora": str(config.lora),
+                "seconds": round(time.perf_counter() - started, 1),
+            },
+        )
+        metadata.save(staging)
+        difference = 0.0
+        if check:
+            reloaded = TransformersScorer(staging).score(check, [len(letter_ids)] * len(check))
+            difference = float(np.max(np.abs(np.stack(reloaded) - before.numpy())))
+            if difference > 1e-3:
+                raise ModelError(f"the saved ranker scores differ from the trained one by {difference:.2e}")
+        write_training_log(staging, config, history, difference)
     return RankerResult(best_step, best, step, round(time.perf_counter() - started, 1), difference, history)
 
 
@@ -296,7 +327,6 @@ def _merge_into_full_precision(adapted: PreTrainedModel, config: RankerConfig) -
 
 
 def save_checkpoint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
 

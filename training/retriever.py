@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual name
 from tqdm import tqdm
 
-from services.core.atomic import write_json
+from services.core.atomic import atomic_directory, check_replaceable, write_json
 from services.core.errors import DatasetError
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.sequences import UserSequences, user_sequences
@@ -35,6 +35,7 @@ from services.ranker.retriever.retrieve import FullRanking, left_pad, rank_all_i
 from training.config import RetrieverConfig
 
 logger = logging.getLogger(__name__)
+RUN_MARKER = "training.json"  # written last into a run folder: the run is complete
 
 # -- config -------------------------------------------------------------------------------------------
 
@@ -102,7 +103,7 @@ def train_retriever(
     rng = random.Random(config.seed)
     sequences = user_sequences(dataset)
     num_items = len(dataset.items)
-    out.mkdir(parents=True, exist_ok=True)
+    check_replaceable(out, marker=RUN_MARKER)  # fail now, not after the epochs
     started = time.perf_counter()
 
     def validate(model: torch.nn.Module) -> FullRanking:
@@ -167,7 +168,8 @@ def train_retriever(
         )
 
     model.eval()
-    save_run(dataset, model, result, sequences, out)
+    with atomic_directory(out, marker=RUN_MARKER) as staging:
+        save_run(dataset, model, result, sequences, staging)
     return result
 
 
@@ -181,7 +183,7 @@ def save_run(
     sequences: UserSequences,
     out: Path,
 ) -> None:
-    """checkpoint.pt, candidates-{val,test}.npz and training.json (written last: the run is complete)."""
+    """checkpoint.pt, candidates-{val,test}.npz and training.json (RUN_MARKER) into a staging folder."""
     config = result.config
     checkpoint: dict[str, Any] = {
         "config": asdict(config),
@@ -192,9 +194,7 @@ def save_run(
         "best_epoch": result.best_epoch,
         "state_dict": model.state_dict(),
     }
-    partial = out / ".checkpoint.pt.partial"
-    torch.save(checkpoint, partial)
-    partial.replace(out / "checkpoint.pt")
+    torch.save(checkpoint, out / "checkpoint.pt")
     metrics = write_candidates(
         model,
         dataset,
@@ -206,7 +206,7 @@ def save_run(
         top_k=config.top_k,
     )
     write_json(
-        out / "training.json",
+        out / RUN_MARKER,
         {
             "config": asdict(config),
             "dataset": dataset.name,

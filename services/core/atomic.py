@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -35,23 +36,45 @@ def check_replaceable(target: Path, *, marker: str) -> None:
 def atomic_directory(target: Path, *, marker: str) -> Iterator[Path]:
     """Yield a fresh sibling temp folder; on success it replaces `target`, on failure it is removed.
 
-    `target` must pass `check_replaceable` with `marker`, the file every complete result holds.
+    `target` must pass `check_replaceable` with `marker`, the file every complete result holds. A run
+    SIGKILLed before the swap leaves the previous `target` as it was and a staging folder named after
+    its process; the next run for the same target removes those of dead processes.
     """
     target = Path(target)
     check_replaceable(target, marker=marker)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    _remove_abandoned_staging(target)
+    previous = target.with_name(f".{target.name}.previous")
+    if previous.is_dir() and not target.exists():  # killed between the two renames below: put it back
+        previous.rename(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".partial", dir=target.parent))
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    previous = target.with_name(f".{target.name}.previous")
     shutil.rmtree(previous, ignore_errors=True)
     if target.exists():
         target.rename(previous)
     staging.rename(target)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def _remove_abandoned_staging(target: Path) -> None:
+    for staging in target.parent.glob(f".{glob.escape(target.name)}.*.partial"):
+        pid = staging.name[len(target.name) + 2 :].split(".", 1)[0]
+        if staging.is_dir() and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from services.core.errors import DownloadError
+from services.core.errors import DatasetNotFoundError, DownloadError
 from services.graph_loader.download import fetch_dataset
 from services.graph_loader.synthetic import generate, write_ml_latest_small
 
@@ -28,16 +28,21 @@ def locate_sample_data(
 ) -> tuple[Path, SampleSource]:
     """The ml-latest-small folder to use and where it came from.
 
-    Order: `explicit`, then $KGRANK_DATA_DIR (the folder itself or its ml-latest-small/), then
-    ../shared/data/ml-latest-small, then a download into WORKDIR/raw, then a synthetic dataset.
+    `explicit` (--raw) must hold the files: a folder the user named is never silently swapped. Without
+    it: $KGRANK_DATA_DIR (the folder itself or its ml-latest-small/), then ../shared/data/ml-latest-small,
+    then a download into WORKDIR/raw, then a synthetic dataset.
     """
+    if explicit is not None:
+        if not _holds_sample(explicit):
+            raise DatasetNotFoundError(f"{explicit}: no ml-latest-small here (needs {' and '.join(_NEEDED)})")
+        return explicit, "local"
     env = os.environ.get("KGRANK_DATA_DIR")
-    candidates = [explicit] if explicit else []
+    candidates: list[Path] = []
     if env:
         candidates += [Path(env), Path(env) / "ml-latest-small"]
     candidates.append(SHARED_DATA / "ml-latest-small")
     for folder in candidates:
-        if folder is not None and _holds_sample(folder):
+        if _holds_sample(folder):
             return folder, "local"
     downloaded = workdir / "raw" / "ml-latest-small"
     if _holds_sample(downloaded):

@@ -1,4 +1,5 @@
-"""Dependencies dying under load: Neo4j, then Redis, cut and restored behind proxies while requests flow.
+"""Dependencies dying under load: Neo4j, then Redis, then vLLM cut (and vLLM made too slow) and restored
+behind proxies while requests flow.
 
 The API must keep answering 200 (degraded and saying so), never hang past its timeouts, and recover by
 itself once each dependency is back.
@@ -6,69 +7,16 @@ itself once each dependency is back.
 
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import dataclass
 from urllib.parse import urlparse
 
-import httpx
 import pytest
 
 from services.api.app import build_service, create_app
 from services.api.local import serve_in_thread
 from tests.api.conftest import Served, candidates_for
+from tests.api.fake_vllm import FakeVLLM
+from tests.api.phased_load import PhasedLoad
 from tests.api.proxy import ToggleProxy
-
-
-@dataclass
-class Answer:
-    phase: str
-    status: int
-    degraded: tuple[str, ...]
-    seconds: float
-
-
-class Load:
-    """Requests one after another from a background thread, each tagged with the phase it was sent in."""
-
-    def __init__(self, url: str, requests: list[dict]) -> None:
-        self.phase = "normal"
-        self.answers: list[Answer] = []
-        self._url, self._requests = url, requests
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self._url, timeout=30) as client:
-            turn = 0
-            while not self._stop.is_set():
-                phase, started = self.phase, time.perf_counter()
-                body = self._requests[turn % len(self._requests)]
-                if turn % 2:  # every other request from a user never seen: a sure cache miss and graph round trip
-                    body = body | {"user_id": f"load-{turn}"}
-                turn += 1
-                try:
-                    response = client.post("/rank", json=body)
-                    status = response.status_code
-                    degraded = tuple(response.json().get("degraded", ())) if status == 200 else ()
-                except httpx.HTTPError:
-                    status, degraded = 0, ()
-                self.answers.append(Answer(phase, status, degraded, time.perf_counter() - started))
-
-    def during(self, phase: str, seconds: float) -> None:
-        self.phase = phase
-        time.sleep(seconds)
-
-    def sent_in(self, phase: str) -> list[Answer]:
-        return [answer for answer in self.answers if answer.phase == phase]
 
 
 @pytest.mark.neo4j
@@ -90,7 +38,10 @@ def test_the_api_rides_out_neo4j_and_redis_going_away(
         requests = [
             {"user_id": served.dataset.user_id(u), "candidates": candidates_for(served, u, 8)} for u in range(1, 13)
         ]
-        with serve_in_thread(create_app(settings, service=build_service(settings))) as url, Load(url, requests) as load:
+        with (
+            serve_in_thread(create_app(settings, service=build_service(settings))) as url,
+            PhasedLoad(url, requests) as load,
+        ):
             load.during("normal", 3)
             neo4j_proxy.cut()
             load.during("neo4j down", 5)
@@ -112,9 +63,49 @@ def test_the_api_rides_out_neo4j_and_redis_going_away(
     redis_down, redis_recovered = load.sent_in("redis down"), load.sent_in("redis recovered")
     assert everything and all(a.status == 200 for a in everything), {(a.phase, a.status) for a in everything}
     assert max(a.seconds for a in everything) < 5, "a request hung past the graph timeout"
-    assert normal and all(a.degraded == () for a in normal[:-1])  # the last one may meet the cut
+    assert normal and all(a.degraded == () for a in load.within("normal"))
     # Misses go on without the graph and say so; after the first failure they skip it at once.
     assert sum("graph" in a.degraded for a in neo4j_down) >= 3
     assert neo4j_recovered and all("graph" not in a.degraded for a in neo4j_recovered)
     assert redis_down and all("cache" in a.degraded for a in redis_down)
     assert redis_recovered and all(a.degraded == () for a in redis_recovered)
+
+
+def test_the_api_rides_out_vllm_dying_and_stalling(served: Served) -> None:
+    vllm = FakeVLLM(served.bundle.ranker)
+    with vllm.serving() as vllm_url, ToggleProxy(urlparse(vllm_url).port or 80) as proxy:
+        settings = served.settings(
+            scorer="vllm", vllm_url=f"http://127.0.0.1:{proxy.port}", scorer_timeout_s=1, retry_after_s=1
+        )
+        requests = [
+            {"user_id": served.dataset.user_id(u), "candidates": candidates_for(served, u, 8)} for u in range(1, 13)
+        ]
+        with (
+            serve_in_thread(create_app(settings, service=build_service(settings))) as url,
+            PhasedLoad(url, requests, clients=2) as load,
+        ):
+            load.during("normal", 3)
+            proxy.cut()
+            load.during("vllm down", 3)
+            proxy.restore()
+            load.during("vllm back", 2)
+            load.during("vllm recovered", 2)
+            vllm.delay_s = 3  # up, but slower than scorer_timeout_s
+            load.during("vllm stalls", 4)
+            vllm.delay_s = 0
+            load.during("vllm fast again", 4)  # requests stalled inside vLLM drain first
+            load.during("vllm fast recovered", 2)
+
+    everything = load.answers
+    assert everything and all(a.status == 200 for a in everything), {(a.phase, a.status) for a in everything}
+    # The scorer's deadline (1 s) plus graph and prompt work; never the 3 s a stalled vLLM takes.
+    assert max(a.seconds for a in everything) < 2.5, "a request waited out the stalled scorer"
+    for phase in ("normal", "vllm recovered", "vllm fast recovered"):
+        answers = load.within(phase)
+        assert answers and all(a.degraded == () and a.ranked_by == "llm" for a in answers), (phase, answers[:3])
+    for phase in ("vllm down", "vllm stalls"):
+        answers = load.sent_in(phase)
+        degraded = [a for a in answers if a.degraded]
+        assert len(degraded) >= 3, (phase, answers)
+        assert all(a.degraded == ("scorer",) and a.ranked_by == "preference module" for a in degraded)
+    assert vllm.completions > 0

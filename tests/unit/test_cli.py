@@ -171,3 +171,83 @@ def test_train_and_evaluate(prepared: Path, tmp_path: Path) -> None:
         kgrank("train", "retriever", "--data", prepared, "--out", tmp_path / "x", "--seeds", "a,b"),
         "--seeds needs comma-separated integers",
     )
+
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Paths a user might pass by mistake: a file, someone's folder, Hugging Face folders that are not usable."""
+    root = tmp_path_factory.mktemp("foreign")
+    (root / "a-file").write_text("someone's file")
+    (root / "their-folder").mkdir()
+    (root / "their-folder" / "notes.txt").write_text("someone's notes")
+    (root / "bert").mkdir()
+    (root / "bert" / "config.json").write_text('{"model_type": "bert"}')
+    (root / "llama-no-weights").mkdir()
+    (root / "llama-no-weights" / "config.json").write_text('{"model_type": "llama"}')
+    (root / "broken-config").mkdir()
+    (root / "broken-config" / "config.json").write_text("{not json")
+    return root
+
+
+# Every command's foreseeable mistakes: each must end as one `error:` line naming the problem, exit 2.
+# `kgrank serve`'s are in tests/api/test_bad_input.py, Neo4j's credentials in test_wrong_neo4j_password.
+SWEEP = [
+    (["data", "prepare", "--dataset", "ml-latest-small", "--raw", "{raw}", "--out", "{foreign}/a-file"],
+     "a-file exists and is not a folder"),
+    (["data", "prepare", "--dataset", "ml-latest-small", "--raw", "{raw}", "--out", "{foreign}/their-folder"],
+     "their-folder is not empty and was not written by kgrank"),
+    (["data", "prepare", "--dataset", "amazon", "--raw", "{foreign}/their-folder", "--out", "{tmp}/x"],
+     "expected exactly one ratings_<Category>.csv, found none; pass --category"),
+    (["data", "prepare", "--dataset", "generic", "--raw", "{foreign}/their-folder", "--out", "{tmp}/x"],
+     r"mapping\.json: file not found"),
+    (["graph", "load", "--data", "{data}", "--report", "{foreign}/their-folder"], "their-folder is a folder"),
+    (["graph", "paths", "--data", "{data}", "--user", "1", "--candidates", ","], "--candidates needs at least one"),
+    (["train", "retriever", "--data", "{data}", "--out", "{foreign}/a-file"], "a-file exists and is not a folder"),
+    (["train", "retriever", "--data", "{data}", "--out", "{foreign}/their-folder"],
+     "their-folder is not empty and was not written by kgrank"),
+    (["train", "candidates", "--data", "{data}", "--run", "{tmp}/none"], r"checkpoint\.pt: checkpoint not found"),
+    (["train", "preference", "--data", "{data}", "--retriever", "{tmp}/none", "--out", "{tmp}/p"],
+     r"candidates-val\.npz: candidates file not found \(run `kgrank train retriever`\)"),
+    (["train", "ranker", "--data", "{data}", "--retriever", "{tmp}/none", "--out", "{tmp}/r"],
+     "--paths preference needs --preference DIR"),
+    (["train", "ranker", "--data", "{data}", "--retriever", "{tmp}/none", "--out", "{tmp}/r", "--paths", "none",
+      "--base-model", "{tmp}/none"], r"not a Hugging Face checkpoint folder \(no config\.json\)"),
+    (["train", "ranker", "--data", "{data}", "--retriever", "{tmp}/none", "--out", "{tmp}/r", "--paths", "none",
+      "--base-model", "{foreign}/bert"], "model_type 'bert' is not a Llama-style decoder"),
+    (["train", "ranker", "--data", "{data}", "--retriever", "{tmp}/none", "--out", "{tmp}/r", "--paths", "none",
+      "--base-model", "{foreign}/broken-config"], "not a valid Hugging Face config"),
+    (["train", "ranker", "--data", "{data}", "--retriever", "{tmp}/none", "--out", "{tmp}/r", "--paths", "none",
+      "--base-model", "{foreign}/llama-no-weights"], r"no weights \(model\.safetensors or pytorch_model\.bin\)"),
+    (["train", "ranker", "--data", "{data}", "--retriever", "{tmp}/none", "--out", "{tmp}/r", "--paths",
+      "preference", "--preference", "{tmp}/none"], "preference module not found"),
+    (["train", "bundle", "--data", "{tmp}/none", "--out", "{tmp}/b"], "not a processed dataset"),
+    (["train", "bundle", "--data", "{data}", "--out", "{foreign}/their-folder"],
+     "their-folder is not empty and was not written by kgrank"),
+    (["evaluate", "--data", "{data}", "--model", "x={tmp}/none", "--out", "{foreign}/a-file"],
+     "a-file exists and is not a folder"),
+    (["evaluate", "--data", "{data}", "--model", "x={tmp}/none@bogus", "--out", "{tmp}/e"], "unknown ranker 'bogus'"),
+    (["evaluate", "--data", "{data}", "--model", "x={tmp}/none@llm:{tmp}/none", "--out", "{tmp}/e"],
+     r"no kgrank_ranker\.json; not a ranker trained by `kgrank train ranker`"),
+    (["evaluate", "--data", "{data}", "--model", "x={tmp}/none", "--model", "x={tmp}/none", "--out", "{tmp}/e"],
+     "model names must be unique"),
+    (["demo", "--raw", "{foreign}/their-folder", "--workdir", "{tmp}/demo"],
+     r"no ml-latest-small here \(needs ratings\.csv and movies\.csv\)"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def loaded(prepared: Path) -> Path:
+    """`prepared` with its embedded graph, so each case reaches the mistake it is about."""
+    if not (prepared / "graph.sqlite").is_file():
+        assert kgrank("graph", "load", "--data", prepared).returncode == 0
+    return prepared
+
+
+@pytest.mark.parametrize(("args", "pattern"), SWEEP, ids=[" ".join(a[:2]) + f" #{n}" for n, (a, _) in enumerate(SWEEP)])
+def test_every_command_fails_in_one_line(
+    args: list[str], pattern: str, loaded: Path, foreign: Path, ml_raw: Path, tmp_path: Path
+) -> None:
+    before = sorted(str(p) for p in foreign.rglob("*"))
+    filled = [a.format(data=loaded, foreign=foreign, raw=ml_raw, tmp=tmp_path) for a in args]
+    assert_one_error(kgrank(*filled), pattern)
+    assert sorted(str(p) for p in foreign.rglob("*")) == before, "a failed command changed a user's files"

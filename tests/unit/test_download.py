@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.core.errors import DownloadError
+from services.core.errors import DatasetNotFoundError, DownloadError
 from services.graph_loader import sample_data
 from services.graph_loader.download import download_file
 from services.graph_loader.prepare import prepare_dataset
@@ -68,6 +68,10 @@ def test_generic_data_cannot_be_downloaded(tmp_path: Path) -> None:
 class TestSampleData:
     def test_explicit_folder_wins(self, ml_raw: Path, tmp_path: Path) -> None:
         assert sample_data.locate_sample_data(ml_raw, tmp_path) == (ml_raw, "local")
+
+    def test_explicit_folder_without_the_files_is_an_error(self, tmp_path: Path) -> None:
+        with pytest.raises(DatasetNotFoundError, match=r"no ml-latest-small here \(needs ratings\.csv and movies"):
+            sample_data.locate_sample_data(tmp_path, tmp_path / "work")
 
     def test_env_folder(self, ml_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("KGRANK_DATA_DIR", str(ml_raw))
