@@ -165,3 +165,49 @@ def test_a_load_killed_midway_then_rerun_equals_a_clean_load(
         assert writer.counts(name).model_dump() == clean  # nothing lost, nothing duplicated
     finally:
         driver.close()
+
+
+def test_an_embedded_load_killed_midway_is_refused_then_a_rerun_equals_a_clean_load(
+    loaded: tuple[Path, str], tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    data, name = loaded
+    clean = json.loads((data / "graph-load-embedded.json").read_text())["counts"]
+    graph_file = tmp_path / "graph.sqlite"
+    load = ["graph", "load", "--data", data, "--embedded", graph_file, "--report", tmp_path / "report.json"]
+
+    def rated() -> int:
+        try:
+            with sqlite3.connect(f"file:{graph_file}?mode=ro", uri=True, timeout=5) as db:
+                return db.execute("SELECT count(*) FROM rels WHERE type = 'RATED'").fetchone()[0]
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")}
+    loader = subprocess.Popen(
+        [sys.executable, "-m", "kgrank", *map(str, load), "--batch-size", "100"],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while rated() == 0:  # killed while writing ratings
+        assert loader.poll() is None and time.monotonic() < deadline, "the load ended before it could be killed"
+        time.sleep(0.02)
+    loader.send_signal(signal.SIGKILL)
+    loader.wait(timeout=30)
+    assert 0 < rated() < clean["relationships"]["RATED"]
+
+    refused = kgrank("graph", "paths", "--data", data, "--embedded", graph_file, "--user", "1", "--candidates", "1")
+    assert refused.returncode == 2
+    assert f"holds no complete load of {name} (loading)" in refused.stderr  # nothing half-written looks complete
+
+    rerun = kgrank(*load)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads((tmp_path / "report.json").read_text())["counts"] == clean  # nothing lost or duplicated

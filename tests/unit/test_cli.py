@@ -251,3 +251,68 @@ def test_every_command_fails_in_one_line(
     filled = [a.format(data=loaded, foreign=foreign, raw=ml_raw, tmp=tmp_path) for a in args]
     assert_one_error(kgrank(*filled), pattern)
     assert sorted(str(p) for p in foreign.rglob("*")) == before, "a failed command changed a user's files"
+
+
+def kill_when(args: list[str | Path], marker: str, log: Path, *, timeout: float = 600) -> None:
+    """Start `kgrank ARGS`, SIGKILL it as soon as its output shows `marker`."""
+    import os
+    import time
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")}
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kgrank", *map(str, args)], stdout=sink, stderr=sink, env=environment
+        )
+        deadline = time.monotonic() + timeout
+        while marker not in log.read_text(errors="replace"):
+            assert process.poll() is None, f"finished before {marker!r}: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"no {marker!r} in {timeout} s"
+            time.sleep(0.2)
+        process.kill()
+        process.wait()
+
+
+def run_contents(run: Path) -> dict[str, object]:
+    import numpy as np
+
+    contents: dict[str, object] = {}
+    for name in ("candidates-val.npz", "candidates-test.npz"):
+        with np.load(run / name) as arrays:
+            contents |= {f"{name}:{key}": arrays[key].tolist() for key in arrays.files}
+    training = json.loads((run / "training.json").read_text())
+    contents["training"] = {k: v for k, v in training.items() if k not in ("seconds", "history")}
+    return contents
+
+
+def test_retriever_training_killed_mid_way_keeps_the_previous_run_and_reruns_cleanly(
+    loaded: Path, tmp_path: Path
+) -> None:
+    tiny = ["--data", loaded, "--dim", "16", "--max-len", "16", "--batch-size", "8"]
+    assert kgrank("train", "retriever", *tiny, "--out", tmp_path / "clean", "--max-epochs", "3").returncode == 0
+    run = tmp_path / "run"
+    assert kgrank("train", "retriever", *tiny, "--out", run, "--max-epochs", "1").returncode == 0
+    previous = {p.name: p.read_bytes() for p in run.iterdir()}
+
+    forever = ["--max-epochs", "100000", "--patience", "100000"]
+    kill_when(["train", "retriever", *tiny, "--out", run, *forever], "lrurec seed 0:", tmp_path / "log")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == previous, "the killed run touched the previous one"
+
+    rerun = kgrank("train", "retriever", *tiny, "--out", run, "--max-epochs", "3")
+    assert rerun.returncode == 0, rerun.stderr
+    assert run_contents(run) == run_contents(tmp_path / "clean")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_bundle_killed_while_training_the_ranker_leaves_nothing_half_made(loaded: Path, tmp_path: Path) -> None:
+    out = tmp_path / "models"
+    bundle = ["train", "bundle", "--data", loaded, "--out", out, "--train-examples", "60"]
+    kill_when(bundle, "ranker (preference)", tmp_path / "log")
+    assert not out.exists(), "a killed bundle left a models folder"
+    (staging,) = tmp_path.glob(".models.*.partial")
+    assert (staging / "retriever" / "training.json").is_file()  # killed after the retriever: really mid-way
+
+    rerun = kgrank(*bundle)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "serve it: kgrank serve" in rerun.stdout
+    assert (out / "ranker" / "kgrank_ranker.json").is_file() and (out / "preference" / "preference.pt").is_file()
+    assert not staging.exists(), "the dead run's staging folder was not cleared"
