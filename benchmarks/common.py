@@ -29,6 +29,16 @@ def neo4j_settings() -> Settings:
     return settings
 
 
+def neo4j_server_version(settings: Settings) -> str:
+    from services.graph_loader.neo4j_connection import open_driver
+
+    driver = open_driver(settings)
+    try:
+        return driver.get_server_info().agent
+    finally:
+        driver.close()
+
+
 def real_dataset(workdir: Path) -> ProcessedDataset:
     raw = Path(os.environ.get("KGRANK_DATA_DIR", SHARED_DATA)) / "ml-latest-small"
     if not (raw / "ratings.csv").is_file():

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import RESULTS, command_line, environment, markdown_table, percentiles
+from benchmarks.common import RESULTS, command_line, environment, markdown_table, neo4j_server_version, percentiles
 from benchmarks.serving_latency import requests_for
 from services.api.app import build_service, create_app
 from services.api.local import serve_in_thread
@@ -89,16 +89,6 @@ def run_level(settings: Settings, bodies: list[dict[str, Any]], concurrency: int
         return asyncio.run(_drive(url, bodies, concurrency))
 
 
-def _neo4j_version(settings: Settings) -> str:
-    from services.graph_loader.neo4j_connection import open_driver
-
-    driver = open_driver(settings)
-    try:
-        return driver.get_server_info().agent
-    finally:
-        driver.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
@@ -132,7 +122,7 @@ def main() -> None:
     setup = f"{'Neo4j' if args.neo4j else 'embedded graph'}, {'Redis' if args.redis_url else 'in-process'} cache"
     payload = {
         "command": command_line("benchmarks.load_test", args),
-        "environment": environment(_neo4j_version(server) if args.neo4j else "not used"),
+        "environment": environment(neo4j_server_version(server) if args.neo4j else "not used"),
         "setup": setup,
         "levels": levels,
     }

@@ -7,6 +7,8 @@ thread so the event loop never blocks on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
@@ -14,7 +16,7 @@ import neo4j
 from neo4j.exceptions import ConfigurationError
 
 from services.core.cypher import cypher_library
-from services.core.errors import ConfigError, GraphError, GraphNotLoadedError
+from services.core.errors import ConfigError, GraphError, GraphNotLoadedError, GraphUnavailableError
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
@@ -67,6 +69,7 @@ class Neo4jServingGraph:
         except (ConfigurationError, ValueError) as e:
             raise ConfigError(f"invalid Neo4j URI {uri!r} (KGRANK_NEO4J_URI): {e}") from e
         self._database = settings.neo4j_database
+        self._timeout_s = settings.neo4j_timeout_s
         self._dataset = dataset.name
         self._where = uri
         self._library = cypher_library()
@@ -74,8 +77,20 @@ class Neo4jServingGraph:
             self._driver, database=self._database, dataset=dataset.name, schema=dataset.schema, config=config
         )
 
+    @contextlib.asynccontextmanager
+    async def _deadline(self) -> AsyncIterator[None]:
+        """The driver's own limits apply per attempt and its retries back off on top: this bounds the whole."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                yield
+        except TimeoutError as e:
+            raise GraphUnavailableError(
+                f"Neo4j at {self._where} did not answer within {self._timeout_s:g} s (KGRANK_NEO4J_TIMEOUT_S)"
+            ) from e
+
     async def fetch(self, request: PathRequest) -> UserPaths:
-        (paths,) = await self._paths.fetch([request])
+        async with self._deadline():
+            (paths,) = await self._paths.fetch([request])
         return paths
 
     async def record(self, *, user_id: str, item_id: str, rating: float | None, timestamp: int) -> None:
@@ -96,10 +111,11 @@ class Neo4jServingGraph:
         return _loaded_version(records[0].data() if records else None, self._dataset, self._where)
 
     async def _query(self, name: str, routing: neo4j.RoutingControl, **parameters: object) -> list[neo4j.Record]:
-        with neo4j_errors(name, self._where):
-            records, _, _ = await self._driver.execute_query(
-                self._library[name], parameters_=parameters, database_=self._database, routing_=routing
-            )
+        async with self._deadline():
+            with neo4j_errors(name, self._where):
+                records, _, _ = await self._driver.execute_query(
+                    self._library[name], parameters_=parameters, database_=self._database, routing_=routing
+                )
         return records
 
     async def close(self) -> None:
