@@ -58,6 +58,14 @@ def summarize(answers: list[Answer]) -> dict[str, Any]:
     }
 
 
+def last_degraded(load: PhasedLoad, phase: str) -> float | None:
+    """Seconds into `phase` at which the last request answered degraded within it was sent: after a restore,
+    how long recovery took. Requests still in flight when the next fault began are left out."""
+    started = load.phase_started[phase]
+    sent = [a.finished - a.seconds - started for a in load.within(phase) if a.degraded]
+    return round(max(sent), 2) if sent else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
@@ -115,7 +123,9 @@ def main() -> None:
                 if action:
                     action()
                 load.during(phase, seconds)
-    phases = {phase: summarize(load.sent_in(phase)) for phase, _ in steps}
+    phases = {
+        phase: summarize(load.sent_in(phase)) | {"last_degraded_s": last_degraded(load, phase)} for phase, _ in steps
+    }
     total = summarize(load.answers)
     payload = {
         "command": command_line("benchmarks.faults", args),
@@ -133,6 +143,7 @@ def main() -> None:
             p["no_answer"],
             p["degraded"],
             ", ".join(f"{k} {v}" for k, v in sorted(p["degraded_by_reason"].items())) or "-",
+            "-" if p.get("last_degraded_s") is None else p["last_degraded_s"],
             ", ".join(f"{k} {v}" for k, v in sorted(p["ranked_by"].items())),
             p["latency_ms"]["p50"],
             p["latency_ms"]["p99"],
@@ -147,7 +158,9 @@ def main() -> None:
         f"checkpoint) each behind a proxy that is cut and restored; 'vllm stalls' answers after {STALL_S:g} s. "
         f"Settings: {', '.join(f'{k} {v:g}' for k, v in FAULT_SETTINGS.items())}. A phase counts the requests "
         "sent in it, so the last requests of a phase may meet the next fault; answers from the cache (rankings "
-        "made before the fault) are not degraded. Latencies seen by the client, in ms.\n\n"
+        "made before the fault) are not degraded. 'last degraded at s': when, into the phase, the last request "
+        "answered degraded within it was sent; after a restore, the time recovery took. Latencies seen by the "
+        "client, in ms.\n\n"
         + markdown_table(
             [
                 "phase",
@@ -157,6 +170,7 @@ def main() -> None:
                 "no answer",
                 "degraded",
                 "degraded by",
+                "last degraded at s",
                 "ranked by",
                 "p50",
                 "p99",

@@ -2,7 +2,9 @@
 
 A prompt waits at most `wait_s` for others to join (or until `max_batch` are queued); the batch is
 scored in a worker thread, so the event loop keeps answering cache hits and health checks meanwhile.
-A caller gives up after its timeout; the batch it was part of still finishes for the others.
+A caller gives up after its timeout; the batch it was part of still finishes for the others, and its
+prompt, if still queued, is dropped: after a stall the scorer gets the prompts someone still waits for,
+not a backlog of abandoned ones.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class MicroBatcher:
         try:
             return await asyncio.wait_for(asyncio.shield(future), self._timeout_s)
         except TimeoutError as e:
+            future.cancel()
             raise ScorerError(f"the scorer took longer than {self._timeout_s:g} s") from e
 
     async def _run(self) -> None:
@@ -102,6 +105,9 @@ class MicroBatcher:
     async def _score_batch(self, batch: list[_Pending]) -> None:
         loop = asyncio.get_running_loop()
         try:
+            batch = [pending for pending in batch if not pending.future.done()]  # their callers gave up
+            if not batch:
+                return
             self.batch_sizes = [*self.batch_sizes[-99:], len(batch)]
             self.on_batch(len(batch))
             try:

@@ -32,6 +32,7 @@ class PhasedLoad:
         self._stop = threading.Event()
         self._turn = 0
         self._lock = threading.Lock()
+        self.phase_started: dict[str, float] = {}
         self._phase_ended: dict[str, float] = {}
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
 
@@ -46,6 +47,7 @@ class PhasedLoad:
             thread.join(timeout=self._timeout_s + 5)
 
     def during(self, phase: str, seconds: float) -> None:
+        self.phase_started[phase] = time.monotonic()
         self.phase = phase
         time.sleep(seconds)
         self._phase_ended[phase] = time.monotonic()

@@ -77,3 +77,28 @@ def test_a_lone_prompt_is_scored_alone(wait_s: float) -> None:
     batcher = MicroBatcher(scores_by_length, max_batch=8, wait_s=wait_s, timeout_s=5)
     (result,) = asyncio.run(_run(batcher, ["abc"]))
     assert result.tolist() == [3.0] * 3 and batcher.batch_sizes == [1]
+
+
+def test_prompts_whose_callers_gave_up_are_not_scored() -> None:
+    scored: list[list[str]] = []
+
+    def stalls_first(prompts: Sequence[str], counts: Sequence[int]) -> list[np.ndarray]:
+        scored.append(list(prompts))
+        if len(scored) == 1:
+            time.sleep(0.5)
+        return scores_by_length(prompts, counts)
+
+    async def scenario() -> list[np.ndarray | BaseException]:
+        batcher = MicroBatcher(stalls_first, max_batch=1, wait_s=0, timeout_s=0.2)
+        batcher.start()
+        try:
+            # "a" stalls the only worker; "b" and "c" queue behind it and their callers give up.
+            gave_up = await asyncio.gather(*(batcher.score(p, 1) for p in ("a", "b", "c")), return_exceptions=True)
+            await asyncio.sleep(0.5)  # the stall ends
+            return [*gave_up, await batcher.score("d", 1)]
+        finally:
+            await batcher.close()
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(r, ScorerError) for r in results[:3]) and results[3].tolist() == [1.0]
+    assert scored == [["a"], ["d"]]

@@ -151,6 +151,18 @@ def test_client_errors_are_not_retried_and_outages_are_named(scorer_with) -> Non
         scorer_with(down).score(["a"], [1])
 
 
+def test_a_timeout_is_not_retried(scorer_with) -> None:
+    calls = []
+
+    def stalled(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    with pytest.raises(ScorerError, match=r"vLLM at http://vllm\.test did not answer in time \(ReadTimeout\)"):
+        scorer_with(stalled).score(["a"], [1])
+    assert len(calls) == 1
+
+
 def test_malformed_bodies(scorer_with) -> None:
     with pytest.raises(ScorerError, match="choices for 2 prompts"):
         scorer_with(lambda r: httpx.Response(200, json=body([{LETTER_IDS[0]: -1.0}]))).score(["a", "b"], [1, 1])

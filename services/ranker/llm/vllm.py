@@ -75,7 +75,8 @@ def letter_scores(body: dict[str, Any], letter_ids: Sequence[int], prompts: int)
 
 class AsyncVLLMScorer:
     """httpx's async client with connection pooling, a timeout per request, and retries with backoff for
-    transport errors, 429 and 5xx (other answers are not retried)."""
+    connection errors, 429 and 5xx. Other answers are not retried, and neither is a timeout: it has used
+    up the time the caller had (a stalled server would otherwise hold a request twice as long)."""
 
     def __init__(
         self,
@@ -127,6 +128,8 @@ class AsyncVLLMScorer:
         for attempt in range(self._retries + 1):
             try:
                 response = await self._client.post("/v1/completions", json=payload)
+            except httpx.TimeoutException as e:
+                raise ScorerError(f"vLLM at {self._client.base_url} did not answer in time ({type(e).__name__})") from e
             except httpx.TransportError as e:
                 problem = f"cannot reach vLLM at {self._client.base_url}: {e}"
             else:
