@@ -85,7 +85,8 @@ class Neo4jServingGraph:
                 yield
         except TimeoutError as e:
             raise GraphUnavailableError(
-                f"Neo4j at {self._where} did not answer within {self._timeout_s:g} s (KGRANK_NEO4J_TIMEOUT_S)"
+                f"Neo4j at {self._where} is unreachable or too slow: no answer within {self._timeout_s:g} s "
+                "(KGRANK_NEO4J_TIMEOUT_S)"
             ) from e
 
     async def fetch(self, request: PathRequest) -> UserPaths:
