@@ -55,12 +55,17 @@ class ToggleProxy:
         self._writers.clear()
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self._writers.add(client_writer)  # from the first moment: a cut during the upstream connect resets it too
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
         except OSError:
             client_writer.transport.abort()
             return
-        self._writers.update((client_writer, upstream_writer))
+        if self._server is None or client_writer not in self._writers:  # cut while connecting upstream
+            client_writer.transport.abort()
+            upstream_writer.transport.abort()
+            return
+        self._writers.add(upstream_writer)
         await asyncio.gather(self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer))
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
