@@ -40,13 +40,17 @@ def retriever(
     max_minutes: Annotated[float | None, typer.Option(min=0.1, help="Time budget per seed.")] = None,
 ) -> None:
     """Train with early stopping on val Recall@10; write checkpoint, training.json and candidates."""
-    from training.retriever import train_retriever
+    from services.core.atomic import check_replaceable
+    from training.retriever import RUN_MARKERS, train_retriever
 
     dataset = ProcessedDataset.load(data)
     seed_list = parse_ints(seeds, option="--seeds")
-    output_folder(out)
-    for seed in seed_list:
-        run = out / f"seed-{seed}" if len(seed_list) > 1 else out
+    if len(seed_list) > 1:
+        output_folder(out)
+    runs = {seed: out / f"seed-{seed}" if len(seed_list) > 1 else out for seed in seed_list}
+    for run in runs.values():
+        check_replaceable(run, markers=RUN_MARKERS)
+    for seed, run in runs.items():
         config = RetrieverConfig(
             model=model,
             seed=seed,
@@ -106,10 +110,10 @@ def bundle(
     """Retriever, preference module and tiny LLM ranker in one go, with the demo's quick settings."""
     from services.core.atomic import check_replaceable
     from services.ranker.context import RANKING_PATHS
-    from training.bundle import BUNDLE_MARKER, quick_config, train_bundle
+    from training.bundle import BUNDLE_MARKERS, quick_config, train_bundle
 
     dataset = ProcessedDataset.load(data)
-    check_replaceable(out, marker=BUNDLE_MARKER)
+    check_replaceable(out, markers=BUNDLE_MARKERS)
     with path_source(data, dataset, neo4j_uri=neo4j_uri, embedded=embedded, config=RANKING_PATHS) as source:
         result = train_bundle(dataset, source, quick_config(train_examples), out, cache_dir=data / "cache")
     typer.echo(

@@ -126,12 +126,13 @@ def ranker(
     embedded: EmbeddedPath = None,
 ) -> None:
     """Fine-tune the LLM ranker on letter answers, select on val NDCG@10, merge and save it."""
+    from services.core.atomic import check_replaceable
     from services.ranker.preference.scorer import PreferenceScorer
     from services.ranker.preference.select import NoPaths, PathSelector, PreferencePaths, ShortestPaths
-    from training.ranker import check_base_model, train_ranker
+    from training.ranker import RANKER_MARKERS, check_base_model, train_ranker
 
     dataset = ProcessedDataset.load(data)
-    output_folder(out)
+    check_replaceable(out, markers=RANKER_MARKERS)
     check_base_model(base_model)
     selector: PathSelector
     if paths in ("preference", "untrained-preference"):

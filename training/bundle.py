@@ -22,7 +22,7 @@ from training.ranker import train_ranker
 from training.ranking_data import ranking_data
 from training.retriever import train_retriever
 
-BUNDLE_MARKER = f"ranker/{METADATA_FILE}"  # the last thing a complete bundle gets
+BUNDLE_MARKERS = (f"ranker/{METADATA_FILE}", "retriever/checkpoint.pt")  # what every bundle holds
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def train_bundle(
     progress: bool = True,
 ) -> Bundle:
     # One swap for the three folders: a run killed mid-way never leaves a new retriever beside an old ranker.
-    with atomic_directory(out, marker=BUNDLE_MARKER) as staging:
+    with atomic_directory(out, markers=BUNDLE_MARKERS) as staging:
         retriever_dir, preference_dir, ranker_dir = staging / "retriever", staging / "preference", staging / "ranker"
         train_retriever(dataset, config.retriever, retriever_dir, progress=progress)
         data = ranking_data(

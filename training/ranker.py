@@ -89,6 +89,7 @@ def load_tokenizer_and_model(
     return tokenizer, AutoModelForCausalLM.from_pretrained(base, **options)
 
 
+RANKER_MARKERS = (METADATA_FILE, "config.json")  # what every ranker checkpoint holds
 LLAMA_STYLE = ("llama", "mistral")  # decoders with q/k/v/o_proj, the modules LoRA adapts
 _WEIGHT_FILES = (
     "model.safetensors",
@@ -191,7 +192,7 @@ def train_ranker(
     progress: bool = True,
 ) -> RankerResult:
     config = config.resolved()
-    check_replaceable(out, marker=METADATA_FILE)  # fail now, not after training
+    check_replaceable(out, markers=RANKER_MARKERS)  # fail now, not after training
     check_base_model(config.base_model)
     started = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -275,7 +276,7 @@ def train_ranker(
         final = model.merge_and_unload()
     else:
         final = model
-    with atomic_directory(out, marker=METADATA_FILE) as staging:
+    with atomic_directory(out, markers=RANKER_MARKERS) as staging:
         save_checkpoint(final, tokenizer, staging)
         if preference_dir is not None:
             shutil.copy2(preference_dir / PREFERENCE_FILE, staging / PREFERENCE_FILE)

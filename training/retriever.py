@@ -35,7 +35,7 @@ from services.ranker.retriever.retrieve import FullRanking, left_pad, rank_all_i
 from training.config import RetrieverConfig
 
 logger = logging.getLogger(__name__)
-RUN_MARKER = "training.json"  # written last into a run folder: the run is complete
+RUN_MARKERS = ("training.json", "checkpoint.pt", "candidates-test.npz")  # what every run folder holds
 
 # -- config -------------------------------------------------------------------------------------------
 
@@ -103,7 +103,7 @@ def train_retriever(
     rng = random.Random(config.seed)
     sequences = user_sequences(dataset)
     num_items = len(dataset.items)
-    check_replaceable(out, marker=RUN_MARKER)  # fail now, not after the epochs
+    check_replaceable(out, markers=RUN_MARKERS)  # fail now, not after the epochs
     started = time.perf_counter()
 
     def validate(model: torch.nn.Module) -> FullRanking:
@@ -168,7 +168,7 @@ def train_retriever(
         )
 
     model.eval()
-    with atomic_directory(out, marker=RUN_MARKER) as staging:
+    with atomic_directory(out, markers=RUN_MARKERS) as staging:
         save_run(dataset, model, result, sequences, staging)
     return result
 
@@ -183,7 +183,7 @@ def save_run(
     sequences: UserSequences,
     out: Path,
 ) -> None:
-    """checkpoint.pt, candidates-{val,test}.npz and training.json (RUN_MARKER) into a staging folder."""
+    """checkpoint.pt, candidates-{val,test}.npz and training.json, into a staging folder."""
     config = result.config
     checkpoint: dict[str, Any] = {
         "config": asdict(config),
@@ -206,7 +206,7 @@ def save_run(
         top_k=config.top_k,
     )
     write_json(
-        out / RUN_MARKER,
+        out / "training.json",
         {
             "config": asdict(config),
             "dataset": dataset.name,

@@ -81,8 +81,9 @@ class MicroBatcher:
         try:
             return await asyncio.wait_for(asyncio.shield(future), self._timeout_s)
         except TimeoutError as e:
-            future.cancel()
             raise ScorerError(f"the scorer took longer than {self._timeout_s:g} s") from e
+        finally:
+            future.cancel()  # a no-op once answered; otherwise the caller gave up (timeout or cancelled)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

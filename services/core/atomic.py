@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -15,44 +15,46 @@ from typing import Any
 from services.core.errors import ConfigError
 
 
-def check_replaceable(target: Path, *, marker: str) -> None:
-    """Refuse to replace anything but a new or empty folder, or one kgrank wrote (it holds `marker`).
-
-    Without this, `--out ~/work` or `--out /etc/passwd` would be swapped for a dataset folder.
+def check_replaceable(target: Path, *, markers: tuple[str, ...]) -> None:
+    """Refuse to replace anything but a new or empty folder, or an earlier output of the same kind: one
+    that holds every file of `markers`. Without this, `--out ~/work` or `--out /etc/passwd` would be
+    swapped for a dataset folder. First puts back an output a kill left aside (see `atomic_directory`).
     """
-    target = Path(target)
+    target = _absolute(target)
+    _recover_previous(target)
+    if target == Path.cwd() or target in Path.cwd().parents:
+        raise ConfigError(f"{target} holds the current folder; run from outside it or choose another folder")
     if not target.exists() and not target.is_symlink():
         return
-    if not target.is_dir() or target.is_symlink():
+    if target.is_symlink() or not target.is_dir():
         raise ConfigError(f"{target} exists and is not a folder; choose a new or empty folder")
-    if any(target.iterdir()) and not (target / marker).is_file():
+    if any(target.iterdir()) and not all((target / marker).is_file() for marker in markers):
         raise ConfigError(
-            f"{target} is not empty and was not written by kgrank (no {marker}); "
+            f"{target} is not empty and is not an earlier output of this command (no {' and '.join(markers)}); "
             "choose a new or empty folder, it would be replaced"
         )
 
 
 @contextlib.contextmanager
-def atomic_directory(target: Path, *, marker: str) -> Iterator[Path]:
+def atomic_directory(target: Path, *, markers: tuple[str, ...]) -> Iterator[Path]:
     """Yield a fresh sibling temp folder; on success it replaces `target`, on failure it is removed.
 
-    `target` must pass `check_replaceable` with `marker`, the file every complete result holds. A run
+    `target` must pass `check_replaceable`; `markers` are files every complete result holds. A run
     SIGKILLed before the swap leaves the previous `target` as it was and a staging folder named after
-    its process; the next run for the same target removes those of dead processes.
+    its process; the next run for the same target removes those of dead processes. Killed between the
+    swap's two renames, it leaves the previous output at `.NAME.previous`, which the next run puts back.
     """
-    target = Path(target)
-    check_replaceable(target, marker=marker)
+    target = _absolute(target)
+    check_replaceable(target, markers=markers)
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_staging(target)
-    previous = target.with_name(f".{target.name}.previous")
-    if previous.is_dir() and not target.exists():  # killed between the two renames below: put it back
-        previous.rename(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".partial", dir=target.parent))
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    previous = _previous(target)
     shutil.rmtree(previous, ignore_errors=True)
     if target.exists():
         target.rename(previous)
@@ -60,10 +62,31 @@ def atomic_directory(target: Path, *, marker: str) -> Iterator[Path]:
     shutil.rmtree(previous, ignore_errors=True)
 
 
+def _absolute(target: Path) -> Path:
+    # Not resolve(): a symlinked target must stay visible as one. abspath gives `--out .` a real name.
+    return Path(os.path.abspath(target))
+
+
+def _previous(target: Path) -> Path:
+    return target.with_name(f".{target.name}.previous")
+
+
+def _recover_previous(target: Path) -> None:
+    previous = _previous(target)
+    if not previous.is_dir():
+        return
+    if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+        target.rmdir()  # an empty folder the CLI made before the put-back
+    if not target.exists() and not target.is_symlink():
+        previous.rename(target)
+
+
 def _remove_abandoned_staging(target: Path) -> None:
-    for staging in target.parent.glob(f".{glob.escape(target.name)}.*.partial"):
-        pid = staging.name[len(target.name) + 2 :].split(".", 1)[0]
-        if staging.is_dir() and pid.isdigit() and not _process_alive(int(pid)):
+    # tempfile's random part: 8 of [a-z0-9_]. The full pattern keeps `run.500` from reading as `run`'s PID 500.
+    own = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[a-z0-9_]{{8}}\.partial")
+    for staging in target.parent.iterdir():
+        match = own.fullmatch(staging.name)
+        if match and staging.is_dir() and not _process_alive(int(match.group(1))):
             shutil.rmtree(staging, ignore_errors=True)
 
 

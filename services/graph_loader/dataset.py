@@ -29,6 +29,7 @@ MANIFEST_FILE = "manifest.json"
 SPLITS = ("train", "val", "test")
 Split = Literal["train", "val", "test"]
 CONTENT_FILES = ("schema.json", "users.csv", "items.jsonl", "interactions.csv")
+DATASET_MARKERS = (MANIFEST_FILE, *CONTENT_FILES)  # what every processed folder holds
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -99,7 +100,7 @@ class ProcessedDataset:
 
     def save(self, root: Path) -> None:
         """Write every file into a staging folder and swap it in, so no half-written dataset remains."""
-        with atomic_directory(root, marker=MANIFEST_FILE) as staging:
+        with atomic_directory(root, markers=DATASET_MARKERS) as staging:
             write_json(staging / "schema.json", self.schema.model_dump(mode="json"))
             pd.DataFrame({"idx": range(1, len(self.users) + 1), "id": self.users}).to_csv(
                 staging / "users.csv", index=False

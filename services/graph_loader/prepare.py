@@ -7,7 +7,7 @@ from pathlib import Path
 
 from services.core.atomic import check_replaceable
 from services.core.errors import DatasetNotFoundError
-from services.graph_loader.dataset import MANIFEST_FILE, ProcessedDataset
+from services.graph_loader.dataset import DATASET_MARKERS, ProcessedDataset
 from services.graph_loader.download import fetch_dataset
 from services.graph_loader.preprocess import preprocess
 from services.graph_loader.readers import reader_for
@@ -27,7 +27,7 @@ def prepare_dataset(
     download: bool = False,
     download_url: str | None = None,
 ) -> ProcessedDataset:
-    check_replaceable(out_dir, marker=MANIFEST_FILE)  # before minutes of reading, not after
+    check_replaceable(out_dir, markers=DATASET_MARKERS)  # before minutes of reading, not after
     reader = reader_for(kind, category=category, mapping=mapping)
     try:
         raw = reader.read(raw_dir, name=name)

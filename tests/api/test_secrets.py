@@ -61,7 +61,8 @@ def test_no_credential_reaches_the_log_or_an_answer(
                         if client.get("/healthz").status_code == 200:
                             break
                     except httpx.TransportError:
-                        time.sleep(0.2)
+                        pass
+                    time.sleep(0.2)
                 body = {"user_id": served.dataset.user_id(1), "candidates": candidates_for(served, 1, 5)}
                 answers = [
                     client.post("/rank", json=body, headers={"X-API-Key": api_key}),

@@ -184,6 +184,9 @@ def foreign(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "bert" / "config.json").write_text('{"model_type": "bert"}')
     (root / "llama-no-weights").mkdir()
     (root / "llama-no-weights" / "config.json").write_text('{"model_type": "llama"}')
+    (root / "a-ranker").mkdir()  # what a ranker checkpoint holds, training.json included
+    for name in ("training.json", "kgrank_ranker.json", "config.json", "model.safetensors"):
+        (root / "a-ranker" / name).write_text("{}")
     (root / "broken-config").mkdir()
     (root / "broken-config" / "config.json").write_text("{not json")
     return root
@@ -195,7 +198,7 @@ SWEEP = [
     (["data", "prepare", "--dataset", "ml-latest-small", "--raw", "{raw}", "--out", "{foreign}/a-file"],
      "a-file exists and is not a folder"),
     (["data", "prepare", "--dataset", "ml-latest-small", "--raw", "{raw}", "--out", "{foreign}/their-folder"],
-     "their-folder is not empty and was not written by kgrank"),
+     "their-folder is not empty and is not an earlier output of this command"),
     (["data", "prepare", "--dataset", "amazon", "--raw", "{foreign}/their-folder", "--out", "{tmp}/x"],
      "expected exactly one ratings_<Category>.csv, found none; pass --category"),
     (["data", "prepare", "--dataset", "generic", "--raw", "{foreign}/their-folder", "--out", "{tmp}/x"],
@@ -204,7 +207,9 @@ SWEEP = [
     (["graph", "paths", "--data", "{data}", "--user", "1", "--candidates", ","], "--candidates needs at least one"),
     (["train", "retriever", "--data", "{data}", "--out", "{foreign}/a-file"], "a-file exists and is not a folder"),
     (["train", "retriever", "--data", "{data}", "--out", "{foreign}/their-folder"],
-     "their-folder is not empty and was not written by kgrank"),
+     "their-folder is not empty and is not an earlier output of this command"),
+    (["train", "retriever", "--data", "{data}", "--out", "{foreign}/a-ranker"],
+     r"a-ranker is not empty and is not an earlier output of this command \(no training\.json and checkpoint"),
     (["train", "candidates", "--data", "{data}", "--run", "{tmp}/none"], r"checkpoint\.pt: checkpoint not found"),
     (["train", "preference", "--data", "{data}", "--retriever", "{tmp}/none", "--out", "{tmp}/p"],
      r"candidates-val\.npz: candidates file not found \(run `kgrank train retriever`\)"),
@@ -222,7 +227,7 @@ SWEEP = [
       "preference", "--preference", "{tmp}/none"], "preference module not found"),
     (["train", "bundle", "--data", "{tmp}/none", "--out", "{tmp}/b"], "not a processed dataset"),
     (["train", "bundle", "--data", "{data}", "--out", "{foreign}/their-folder"],
-     "their-folder is not empty and was not written by kgrank"),
+     "their-folder is not empty and is not an earlier output of this command"),
     (["evaluate", "--data", "{data}", "--model", "x={tmp}/none", "--out", "{foreign}/a-file"],
      "a-file exists and is not a folder"),
     (["evaluate", "--data", "{data}", "--model", "x={tmp}/none@bogus", "--out", "{tmp}/e"], "unknown ranker 'bogus'"),
@@ -287,6 +292,8 @@ def run_contents(run: Path) -> dict[str, object]:
 def test_retriever_training_killed_mid_way_keeps_the_previous_run_and_reruns_cleanly(
     loaded: Path, tmp_path: Path
 ) -> None:
+    """Killed mid-training: nothing of the run is written before its end (no epoch files into the previous
+    run). The swap at the end is killed in tests/unit/test_atomic.py and in the bundle test below."""
     tiny = ["--data", loaded, "--dim", "16", "--max-len", "16", "--batch-size", "8"]
     assert kgrank("train", "retriever", *tiny, "--out", tmp_path / "clean", "--max-epochs", "3").returncode == 0
     run = tmp_path / "run"

@@ -46,7 +46,7 @@ def test_failed_write_leaves_previous_dataset_intact(prepared: tuple[ProcessedDa
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def interrupted_write() -> None:
-        with atomic_directory(out, marker="manifest.json") as staging:
+        with atomic_directory(out, markers=("manifest.json",)) as staging:
             (staging / "users.csv").write_text("half")
             raise RuntimeError("killed mid-way")
 
