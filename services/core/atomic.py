@@ -15,6 +15,10 @@ from typing import Any
 from services.core.errors import ConfigError
 
 
+class KeepExisting(Exception):  # noqa: N818 - a signal, not an error
+    """Raised inside `atomic_directory`: discard the staging folder and leave the target as it is."""
+
+
 def check_replaceable(target: Path, *, markers: tuple[str, ...]) -> None:
     """Refuse to replace anything but a new or empty folder, or an earlier output of the same kind: one
     that holds every file of `markers`. Without this, `--out ~/work` or `--out /etc/passwd` would be
@@ -51,6 +55,9 @@ def atomic_directory(target: Path, *, markers: tuple[str, ...]) -> Iterator[Path
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".partial", dir=target.parent))
     try:
         yield staging
+    except KeepExisting:
+        shutil.rmtree(staging, ignore_errors=True)
+        return
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

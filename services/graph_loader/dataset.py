@@ -20,7 +20,7 @@ from typing import Literal, TypeVar
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.core.atomic import atomic_directory, write_json
+from services.core.atomic import KeepExisting, atomic_directory, write_json
 from services.core.errors import DatasetFormatError, DatasetNotFoundError
 from services.graph_loader.schema import GraphSchema
 
@@ -99,7 +99,12 @@ class ProcessedDataset:
         return self.items[idx - 1]
 
     def save(self, root: Path) -> None:
-        """Write every file into a staging folder and swap it in, so no half-written dataset remains."""
+        """Write every file into a staging folder and swap it in, so no half-written dataset remains.
+
+        When ROOT already holds the same data (equal content hash), it is kept, and with it what was built
+        from it (graph.sqlite, the path cache); only manifest.json and stats.json are rewritten.
+        """
+        root = Path(root)
         with atomic_directory(root, markers=DATASET_MARKERS) as staging:
             write_json(staging / "schema.json", self.schema.model_dump(mode="json"))
             pd.DataFrame({"idx": range(1, len(self.users) + 1), "id": self.users}).to_csv(
@@ -110,8 +115,12 @@ class ProcessedDataset:
             )
             self.interactions.to_csv(staging / "interactions.csv", index=False)
             self.manifest = self.manifest.model_copy(update={"data_hash": content_hash(staging)})
-            write_json(staging / "stats.json", self.stats.model_dump(mode="json"))
-            write_json(staging / MANIFEST_FILE, self.manifest.model_dump(mode="json"))
+            unchanged = _holds_data(root, self.manifest.data_hash)
+            folder = root if unchanged else staging
+            write_json(folder / "stats.json", self.stats.model_dump(mode="json"))
+            write_json(folder / MANIFEST_FILE, self.manifest.model_dump(mode="json"))
+            if unchanged:
+                raise KeepExisting
 
     @classmethod
     def load(cls, root: Path) -> ProcessedDataset:
@@ -147,6 +156,11 @@ class ProcessedDataset:
             interactions=interactions,
             stats=_model(DatasetStats, root / "stats.json"),
         )
+
+
+def _holds_data(root: Path, data_hash: str) -> bool:
+    """ROOT is a processed folder whose content files hash to `data_hash` (checked, not read from its manifest)."""
+    return all((root / name).is_file() for name in DATASET_MARKERS) and content_hash(root) == data_hash
 
 
 def content_hash(root: Path) -> str:

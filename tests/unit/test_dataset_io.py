@@ -74,8 +74,19 @@ def test_prepare_replaces_its_own_earlier_output_and_fills_an_empty_folder(ml_ra
     out = tmp_path / "out"
     out.mkdir()
     first = prepare_dataset("ml-latest-small", ml_raw, out).manifest.data_hash
+    built = [out / "graph.sqlite", out / "cache" / "paths.jsonl.gz"]  # what later commands put beside the data
+    built[1].parent.mkdir()
+    for path in built:
+        path.write_text("built from the data")
+
+    again = prepare_dataset("ml-latest-small", ml_raw, out).manifest.data_hash
+    assert again == first and all(path.is_file() for path in built)  # same data: kept, with what was built
+    assert ProcessedDataset.load(out).manifest.data_hash == first
+
     assert prepare_dataset("ml-latest-small", ml_raw, out, min_interactions=12).manifest.data_hash != first
     assert ProcessedDataset.load(out).manifest.data_hash != first
+    assert not any(path.exists() for path in built)  # new data: built files of the old data are gone
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_load_rejects_non_dataset_and_bad_files(prepared: tuple[ProcessedDataset, Path], tmp_path: Path) -> None:
