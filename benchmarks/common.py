@@ -75,10 +75,19 @@ def command_line(module: str, args: argparse.Namespace) -> str:
 
 
 def write_results(name: str, payload: dict[str, Any], markdown: str) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / f"{name}.md").write_text(markdown, encoding="utf-8")
+    """RESULTS/NAME.json and RESULTS/NAME.md (NAME may name a subfolder, e.g. ml-latest-small/faults)."""
+    json_path, markdown_path = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    markdown_path.write_text(markdown, encoding="utf-8")
     print(markdown)
+
+
+def served_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--data, --model and --retriever: what the serving benchmarks run and which requests they send."""
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--retriever", type=Path, required=True)
 
 
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:

@@ -14,19 +14,18 @@ they were answered (200, 5xx, no answer), degraded answers by reason, who ranked
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from benchmarks.common import (
-    RESULTS,
     command_line,
     environment,
     markdown_table,
     neo4j_server_version,
     percentiles,
+    served_model_arguments,
+    write_results,
 )
 from benchmarks.serving_latency import requests_for
 from services.api.app import build_service, create_app
@@ -68,9 +67,7 @@ def last_degraded(load: PhasedLoad, phase: str) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--retriever", type=Path, required=True)
+    served_model_arguments(parser)
     parser.add_argument("--redis-url", required=True, help="a scratch database: it is flushed")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--phase-seconds", type=float, default=10.0)
@@ -180,11 +177,7 @@ def main() -> None:
         )
         + "\n"
     )
-    out = RESULTS / "ml-latest-small"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "faults.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    (out / "faults.md").write_text(markdown, encoding="utf-8")
-    print(markdown)
+    write_results("ml-latest-small/faults", payload, markdown)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from benchmarks.common import RESULTS, command_line, environment, markdown_table, neo4j_server_version, percentiles
+from benchmarks.common import (
+    command_line,
+    environment,
+    markdown_table,
+    neo4j_server_version,
+    percentiles,
+    served_model_arguments,
+    write_results,
+)
 from benchmarks.serving_latency import requests_for
 from services.api.app import build_service, create_app
 from services.api.local import serve_in_thread
@@ -91,9 +97,7 @@ def run_level(settings: Settings, bodies: list[dict[str, Any]], concurrency: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--retriever", type=Path, required=True)
+    served_model_arguments(parser)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--users", type=int, default=200)
@@ -165,12 +169,8 @@ def main() -> None:
         )
         + "\n"
     )
-    out = RESULTS / "ml-latest-small"
-    out.mkdir(parents=True, exist_ok=True)
     name = f"load-{'neo4j' if args.neo4j else 'embedded'}-{'redis' if args.redis_url else 'memory'}"
-    (out / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    (out / f"{name}.md").write_text(markdown, encoding="utf-8")
-    print(markdown)
+    write_results(f"ml-latest-small/{name}", payload, markdown)
 
 
 if __name__ == "__main__":

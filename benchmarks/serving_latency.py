@@ -23,7 +23,14 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import RESULTS, command_line, environment, markdown_table, percentiles
+from benchmarks.common import (
+    command_line,
+    environment,
+    markdown_table,
+    percentiles,
+    served_model_arguments,
+    write_results,
+)
 from services.api.app import build_service, create_app
 from services.api.local import serve_in_thread
 from services.core.settings import Settings
@@ -83,9 +90,7 @@ def _summary(samples: list[tuple[float, dict[str, float]]]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--retriever", type=Path, required=True)
+    served_model_arguments(parser)
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--workdir", type=Path, default=Path(".kgrank/bench-serving"))
     parser.add_argument("--neo4j", action="store_true", help="also measure on Neo4j (KGRANK_NEO4J_*)")
@@ -153,11 +158,7 @@ def main() -> None:
         + markdown_table(["setup", "request", "p50 ms", "p95 ms", "p99 ms", "client p50 ms", "stage p50 ms"], rows)
         + "\n"
     )
-    out = RESULTS / "ml-latest-small"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "serving_latency.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    (out / "serving_latency.md").write_text(markdown, encoding="utf-8")
-    print(markdown)
+    write_results("ml-latest-small/serving_latency", payload, markdown)
 
 
 if __name__ == "__main__":
