@@ -7,16 +7,32 @@ itself once each dependency is back.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import pytest
 
 from services.api.app import build_service, create_app
 from services.api.local import serve_in_thread
+from services.core.settings import Settings
 from tests.api.conftest import Served, candidates_for
 from tests.api.fake_vllm import FakeVLLM
 from tests.api.phased_load import PhasedLoad
 from tests.api.proxy import ToggleProxy
+
+
+@contextmanager
+def under_load(served: Served, settings: Settings, *, clients: int = 1) -> Iterator[PhasedLoad]:
+    """The API on `settings`, with `clients` posting /rank for the first 12 users, 8 candidates each."""
+    requests = [
+        {"user_id": served.dataset.user_id(u), "candidates": candidates_for(served, u, 8)} for u in range(1, 13)
+    ]
+    with (
+        serve_in_thread(create_app(settings, service=build_service(settings))) as url,
+        PhasedLoad(url, requests, clients=clients) as load,
+    ):
+        yield load
 
 
 @pytest.mark.neo4j
@@ -35,13 +51,7 @@ def test_the_api_rides_out_neo4j_and_redis_going_away(
             redis_timeout_s=0.3,
             retry_after_s=1,
         )
-        requests = [
-            {"user_id": served.dataset.user_id(u), "candidates": candidates_for(served, u, 8)} for u in range(1, 13)
-        ]
-        with (
-            serve_in_thread(create_app(settings, service=build_service(settings))) as url,
-            PhasedLoad(url, requests) as load,
-        ):
+        with under_load(served, settings) as load:
             load.during("normal", 3)
             neo4j_proxy.cut()
             load.during("neo4j down", 5)
@@ -77,13 +87,7 @@ def test_the_api_rides_out_vllm_dying_and_stalling(served: Served) -> None:
         settings = served.settings(
             scorer="vllm", vllm_url=f"http://127.0.0.1:{proxy.port}", scorer_timeout_s=1, retry_after_s=1
         )
-        requests = [
-            {"user_id": served.dataset.user_id(u), "candidates": candidates_for(served, u, 8)} for u in range(1, 13)
-        ]
-        with (
-            serve_in_thread(create_app(settings, service=build_service(settings))) as url,
-            PhasedLoad(url, requests, clients=2) as load,
-        ):
+        with under_load(served, settings, clients=2) as load:
             load.during("normal", 3)
             proxy.cut()
             load.during("vllm down", 3)

@@ -16,7 +16,7 @@ from services.graph_loader.neo4j_connection import open_driver
 from services.ranker.paths import HistoryCutoff, PathConfig, PathRequest
 from services.ranker.paths.embedded_source import EmbeddedPathSource
 from services.ranker.paths.neo4j_source import Neo4jPathSource
-from tests.unit.test_cli import kgrank
+from tests.unit.test_cli import kgrank, kill_when
 
 pytestmark = [pytest.mark.real_data, pytest.mark.neo4j]
 
@@ -124,12 +124,6 @@ def test_paths_are_identical_on_real_data(loaded: tuple[Path, str], neo4j_settin
 def test_a_load_killed_midway_then_rerun_equals_a_clean_load(
     loaded: tuple[Path, str], neo4j_env: dict[str, str], neo4j_settings: Settings
 ) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     from services.graph_loader.neo4j_writer import Neo4jGraphWriter
 
     data, name = loaded
@@ -138,19 +132,12 @@ def test_a_load_killed_midway_then_rerun_equals_a_clean_load(
     try:
         writer = Neo4jGraphWriter(driver, database=neo4j_settings.neo4j_database)
         writer.drop(name)
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")} | neo4j_env
-        loader = subprocess.Popen(
-            [sys.executable, "-m", "kgrank", "graph", "load", "--data", str(data), "--batch-size", "500"],
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        kill_when(  # while writing ratings
+            ["graph", "load", "--data", data, "--batch-size", "500"],
+            lambda: writer.counts(name).relationships.get("RATED", 0) > 0,
+            env=neo4j_env,
+            timeout=120,
         )
-        deadline = time.monotonic() + 120
-        while writer.counts(name).relationships.get("RATED", 0) == 0:  # killed while writing ratings
-            assert loader.poll() is None and time.monotonic() < deadline, "the load ended before it could be killed"
-            time.sleep(0.05)
-        loader.send_signal(signal.SIGKILL)
-        loader.wait(timeout=30)
         partial = writer.counts(name)
         records, _, _ = driver.execute_query(
             "MATCH (d:KgrankDataset {name: $name}) RETURN d.status AS status",
@@ -170,12 +157,7 @@ def test_a_load_killed_midway_then_rerun_equals_a_clean_load(
 def test_an_embedded_load_killed_midway_is_refused_then_a_rerun_equals_a_clean_load(
     loaded: tuple[Path, str], tmp_path: Path
 ) -> None:
-    import os
-    import signal
     import sqlite3
-    import subprocess
-    import sys
-    import time
 
     data, name = loaded
     clean = json.loads((data / "graph-load-embedded.json").read_text())["counts"]
@@ -189,19 +171,7 @@ def test_an_embedded_load_killed_midway_is_refused_then_a_rerun_equals_a_clean_l
         except sqlite3.OperationalError:  # not created yet
             return 0
 
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")}
-    loader = subprocess.Popen(
-        [sys.executable, "-m", "kgrank", *map(str, load), "--batch-size", "100"],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while rated() == 0:  # killed while writing ratings
-        assert loader.poll() is None and time.monotonic() < deadline, "the load ended before it could be killed"
-        time.sleep(0.02)
-    loader.send_signal(signal.SIGKILL)
-    loader.wait(timeout=30)
+    kill_when([*load, "--batch-size", "100"], lambda: rated() > 0, timeout=120)  # while writing ratings
     assert 0 < rated() < clean["relationships"]["RATED"]
 
     refused = kgrank("graph", "paths", "--data", data, "--embedded", graph_file, "--user", "1", "--candidates", "1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -258,23 +259,36 @@ def test_every_command_fails_in_one_line(
     assert sorted(str(p) for p in foreign.rglob("*")) == before, "a failed command changed a user's files"
 
 
-def kill_when(args: list[str | Path], marker: str, log: Path, *, timeout: float = 600) -> None:
-    """Start `kgrank ARGS`, SIGKILL it as soon as its output shows `marker`."""
+def kill_when(
+    args: list[str | Path],
+    ready: Callable[[], bool],
+    *,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    timeout: float = 600,
+) -> None:
+    """Start `kgrank ARGS` (its output into LOG), SIGKILL it as soon as `ready()` holds."""
     import os
     import time
 
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")}
-    with log.open("w") as sink:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")} | (env or {})
+    with log.open("w") if log else open(os.devnull, "w") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "kgrank", *map(str, args)], stdout=sink, stderr=sink, env=environment
         )
         deadline = time.monotonic() + timeout
-        while marker not in log.read_text(errors="replace"):
-            assert process.poll() is None, f"finished before {marker!r}: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"no {marker!r} in {timeout} s"
-            time.sleep(0.2)
+        while not ready():
+            assert process.poll() is None, (
+                f"finished before it could be killed: {log.read_text()[-2000:] if log else ''}"
+            )
+            assert time.monotonic() < deadline, f"not ready to be killed in {timeout} s"
+            time.sleep(0.02)
         process.kill()
-        process.wait()
+        process.wait(timeout=30)
+
+
+def shows(log: Path, marker: str) -> Callable[[], bool]:
+    return lambda: log.is_file() and marker in log.read_text(errors="replace")
 
 
 def run_contents(run: Path) -> dict[str, object]:
@@ -301,7 +315,8 @@ def test_retriever_training_killed_mid_way_keeps_the_previous_run_and_reruns_cle
     previous = {p.name: p.read_bytes() for p in run.iterdir()}
 
     forever = ["--max-epochs", "100000", "--patience", "100000"]
-    kill_when(["train", "retriever", *tiny, "--out", run, *forever], "lrurec seed 0:", tmp_path / "log")
+    log = tmp_path / "log"
+    kill_when(["train", "retriever", *tiny, "--out", run, *forever], shows(log, "lrurec seed 0:"), log=log)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == previous, "the killed run touched the previous one"
 
     rerun = kgrank("train", "retriever", *tiny, "--out", run, "--max-epochs", "3")
@@ -313,7 +328,8 @@ def test_retriever_training_killed_mid_way_keeps_the_previous_run_and_reruns_cle
 def test_bundle_killed_while_training_the_ranker_leaves_nothing_half_made(loaded: Path, tmp_path: Path) -> None:
     out = tmp_path / "models"
     bundle = ["train", "bundle", "--data", loaded, "--out", out, "--train-examples", "60"]
-    kill_when(bundle, "ranker (preference)", tmp_path / "log")
+    log = tmp_path / "log"
+    kill_when(bundle, shows(log, "ranker (preference)"), log=log)
     assert not out.exists(), "a killed bundle left a models folder"
     (staging,) = tmp_path.glob(".models.*.partial")
     assert (staging / "retriever" / "training.json").is_file()  # killed after the retriever: really mid-way
