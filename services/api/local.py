@@ -14,12 +14,17 @@ from fastapi import FastAPI
 from services.core.errors import KgrankError
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @contextmanager
 def serve_in_thread(app: FastAPI, *, startup_timeout_s: float = 120) -> Iterator[str]:
     """Yield the base URL while uvicorn serves `app`; shut it down when the block ends."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -4,7 +4,6 @@ any answer, not in CLI errors, even when the dependency they unlock refuses them
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from services.api.local import free_port
 from services.core.settings import Settings
 from tests.api.conftest import Served, candidates_for
 from tests.unit.test_cli import assert_one_error, kgrank
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.neo4j
