@@ -94,6 +94,7 @@ def main() -> None:
         settings = Settings(
             dataset_dir=args.data,
             model_dir=args.model,
+            retriever_dir=args.retriever,
             neo4j_uri=f"bolt://127.0.0.1:{neo4j.port}",
             neo4j_password=server.neo4j_password,
             redis_url=f"redis://127.0.0.1:{cache.port}{redis_target.path}",

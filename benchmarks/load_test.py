@@ -114,6 +114,7 @@ def main() -> None:
     settings = Settings(
         dataset_dir=args.data,
         model_dir=args.model,
+        retriever_dir=args.retriever,
         neo4j_uri=server.neo4j_uri if args.neo4j else None,
         neo4j_password=server.neo4j_password,
         redis_url=args.redis_url,

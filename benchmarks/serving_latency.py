@@ -109,6 +109,7 @@ def main() -> None:
     base = {
         "dataset_dir": args.data,
         "model_dir": args.model,
+        "retriever_dir": args.retriever,
         "graph_path": graph_path,
         "redis_url": None,
         "api_key": None,

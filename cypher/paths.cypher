@@ -1,11 +1,13 @@
 // Relation paths for a batch of (user, candidates) requests, in ONE round trip.
-// Parameters: $dataset, $history_length, $path_types (relationship types a path may use: never RATED),
+// Parameters: $dataset, $history_length, $sequence_length (0, or how many of the user's stored item ids
+//   to return besides), $path_types (relationship types a path may use: never RATED),
 //   $requests [{user_id, candidates: [item id], cutoff_ts: int|null, cutoff_item_idx: int,
 //               history_ids: [item id]|null}]; history_ids (the last $history_length items the caller
 //               knows, oldest first) replaces the user's RATED items.
 // Slots: left_hops = ceil(max_hops / 2), right_hops = floor(max_hops / 2).
 // Returns one row per request: request (its index), known_user, history [{id, idx, title, rating, ts}]
-//   (the stored history, newest first; empty when history_ids were given), candidates [{id, title}]
+//   (the stored history, newest first; empty when history_ids were given), sequence [item id] (the last
+//   $sequence_length stored items, newest first; empty when history_ids were given), candidates [{id, title}]
 //   (the ones found), paths [{nodes: [{label, key, title}], hops: [{type, forward}]}] (unordered;
 //   callers sort them canonically).
 // Each path of length L is found exactly once: as a history-side half of ceil(L/2) hops and a
@@ -18,11 +20,14 @@ CALL (u, req) {
   MATCH (u)-[r:RATED]->(h:Item)
   WHERE req.history_ids IS NULL
     AND (req.cutoff_ts IS NULL OR r.ts < req.cutoff_ts OR (r.ts = req.cutoff_ts AND h.idx < req.cutoff_item_idx))
-  WITH h, r ORDER BY r.ts DESC, h.idx DESC LIMIT $history_length
-  RETURN collect(h.id) AS stored_ids,
-         collect({id: h.id, idx: h.idx, title: h.title, rating: r.rating, ts: r.ts}) AS history
+  WITH h, r ORDER BY r.ts DESC, h.idx DESC
+  LIMIT CASE WHEN $sequence_length > $history_length THEN $sequence_length ELSE $history_length END
+  WITH collect(h.id) AS ids,
+       collect({id: h.id, idx: h.idx, title: h.title, rating: r.rating, ts: r.ts}) AS rows
+  RETURN ids[0..$history_length] AS stored_ids, rows[0..$history_length] AS history,
+         ids[0..$sequence_length] AS sequence
 }
-WITH request, req, u, history,
+WITH request, req, u, history, sequence,
      coalesce(req.history_ids, stored_ids) AS history_ids
 CALL (req) {
   UNWIND req.candidates AS candidate_id
@@ -45,4 +50,4 @@ CALL (history_ids, candidate_ids) {
     hops: [i IN range(0, size(rs) - 1) | {type: type(rs[i]), forward: startNode(rs[i]) = ns[i]}]
   }) AS paths
 }
-RETURN request, u IS NOT NULL AS known_user, history, candidates, paths
+RETURN request, u IS NOT NULL AS known_user, history, sequence, candidates, paths

@@ -12,6 +12,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
+from kgrank.base_model_cli import base_model_app
 from kgrank.data_cli import data_app
 from kgrank.demo import demo
 from kgrank.evaluate_cli import evaluate
@@ -29,6 +30,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(graph_app, name="graph")
 app.add_typer(train_app, name="train")
+app.add_typer(base_model_app, name="base-model")
 app.command("evaluate")(evaluate)
 app.command("demo")(demo)
 app.command("serve")(serve)

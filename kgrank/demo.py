@@ -63,7 +63,14 @@ def demo(
     from services.api.app import build_service, create_app
     from services.api.local import serve_in_thread
 
-    settings = Settings(dataset_dir=data_dir, model_dir=models / "ranker", neo4j_uri=None, redis_url=None, api_key=None)
+    settings = Settings(
+        dataset_dir=data_dir,
+        model_dir=models / "ranker",
+        retriever_dir=models / "retriever",
+        neo4j_uri=None,
+        redis_url=None,
+        api_key=None,
+    )
     with serve_in_thread(create_app(settings, service=build_service(settings))) as base_url:
         import httpx
 
@@ -85,7 +92,10 @@ def demo(
             )
     write_json(workdir / "demo.json", {"source": source, "request": request, "response": first, "after": after})
     typer.echo(f"\nfull responses: {workdir / 'demo.json'}   ({time.perf_counter() - started:.0f} s in all)")
-    typer.echo(f"keep it running: kgrank serve --data {data_dir} --model {models / 'ranker'}   (OpenAPI at /docs)")
+    typer.echo(
+        f"keep it running: kgrank serve --data {data_dir} --model {models / 'ranker'} "
+        f"--retriever {models / 'retriever'}   (OpenAPI at /docs)"
+    )
 
 
 def _models(

@@ -22,9 +22,11 @@ from training.evaluation.harness import ModelSpec
 
 MODEL_HELP = (
     "NAME=RUN[,RUN…][@RANKER]: retriever run folders (or folders of seed-N runs) and how to re-rank their "
-    "candidates: retriever (default, their own order), preference:DIR, llm:DIR. Repeatable; the first model "
-    "is the baseline of the paired comparisons."
+    "candidates: retriever (default, their own order), preference:DIR, llm:DIR, or preference+fusion:DIR, "
+    "llm+fusion:DIR (mixed with the retriever's scores at the weight chosen on val in training). Repeatable; "
+    "the first model is the baseline of the paired comparisons."
 )
+RANKER_KINDS = ("preference", "llm", "preference+fusion", "llm+fusion")
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,8 @@ def parse_model(text: str) -> ParsedModel:
     if not name or not paths:
         raise ConfigError(f"--model needs NAME=RUN[,RUN…][@RANKER], got {text!r}")
     kind, _, argument = ranker.partition(":")
-    if ranker not in ("", "retriever") and not (kind in ("preference", "llm") and argument):
-        raise ConfigError(f"unknown ranker {ranker!r}: use retriever, preference:DIR or llm:DIR")
+    if ranker not in ("", "retriever") and not (kind in RANKER_KINDS and argument):
+        raise ConfigError(f"unknown ranker {ranker!r}: use retriever, or {', '.join(k + ':DIR' for k in RANKER_KINDS)}")
     return ParsedModel(name=name, runs=paths, ranker=ranker or "retriever")
 
 
@@ -105,22 +107,22 @@ def build_ranker(
     vllm_url: str,
     stack: ExitStack,
 ) -> Ranker:
+    """The ranking pipeline a --model names, as serving would build it from the same folder."""
     kind, _, argument = parsed.ranker.partition(":")
     if kind == "retriever" and not argument:
         return RetrieverOrder()
     assert graph is not None, "evaluate opens the graph for every ranker but the retriever's own order"
     from services.ranker.llm.metadata import RankerMetadata
-    from services.ranker.llm.ranker import llm_ranker
     from services.ranker.llm.scorer import LetterScorer, TransformersScorer, load_tokenizer
     from services.ranker.llm.vllm import VLLMScorer
-    from services.ranker.preference.ranker import PreferenceRanker
+    from services.ranker.pipeline import PipelineRanker, RankingPipeline
     from services.ranker.preference.scorer import PreferenceScorer
 
     folder = Path(argument)
-    if kind == "preference":
-        module = PreferenceScorer.load(folder)
-        check_trained_on(dataset, module.meta.get("data_hash"), folder)
-        return PreferenceRanker(graph, module)
+    base, _, fusion = kind.partition("+")
+    if base == "preference":
+        check_trained_on(dataset, PreferenceScorer.load(folder).meta.get("data_hash"), folder)
+        return PipelineRanker(graph, RankingPipeline.from_preference(folder, fused=bool(fusion)))
     metadata = RankerMetadata.load(folder)
     check_trained_on(dataset, metadata.data_hash, folder)
     letter_scorer: LetterScorer
@@ -131,7 +133,8 @@ def build_ranker(
     else:
         local = TransformersScorer(folder)
         letter_scorer, tokenizer = local, local.tokenizer
-    return llm_ranker(folder, dataset, graph=graph, scorer=letter_scorer, tokenizer=tokenizer, name=parsed.name)
+    pipeline = RankingPipeline.from_checkpoint(folder, scorer=letter_scorer, tokenizer=tokenizer, fused=bool(fusion))
+    return PipelineRanker(graph, pipeline)
 
 
 def check_trained_on(dataset: ProcessedDataset, data_hash: str | None, folder: Path) -> None:

@@ -14,6 +14,17 @@ from services.core.settings import Settings
 def serve(
     data: Annotated[Path | None, typer.Option("--data", help="Processed dataset (KGRANK_DATASET_DIR).")] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Ranker checkpoint (KGRANK_MODEL_DIR).")] = None,
+    retriever: Annotated[
+        Path | None,
+        typer.Option(
+            "--retriever",
+            help="Retriever run whose scores the ranker fuses with (KGRANK_RETRIEVER_DIR); needed when the "
+            "checkpoint chose a fusion weight on val.",
+        ),
+    ] = None,
+    fusion: Annotated[
+        bool | None, typer.Option("--fusion/--no-fusion", help="Use the checkpoint's fusion (KGRANK_FUSION, on).")
+    ] = None,
     neo4j_uri: Neo4jUri = None,
     redis_url: Annotated[
         str | None, typer.Option("--redis-url", help="Redis for the cache (default: KGRANK_REDIS_URL; unset = LRU).")
@@ -32,6 +43,8 @@ def serve(
     overrides = {
         "dataset_dir": data,
         "model_dir": model,
+        "retriever_dir": retriever,
+        "fusion": fusion,
         "neo4j_uri": neo4j_uri,
         "redis_url": redis_url,
         "scorer": scorer,

@@ -73,6 +73,26 @@ def retriever(
         )
 
 
+@train_app.command("ensemble")
+def ensemble(
+    data: DataDir,
+    runs: Annotated[str, typer.Option(help="Comma-separated retriever runs (or folders of seed-N runs) to combine.")],
+    out: Annotated[Path, typer.Option(help="Run folder for the ensemble (a retriever run like any other).")],
+    top_k: Annotated[int, typer.Option(min=20, help="Candidates kept per user.")] = _DEFAULTS["top_k"],
+) -> None:
+    """Average the runs' next-item log-probabilities; write checkpoint, training.json and candidates."""
+    from training.ensemble import build_ensemble
+
+    record = build_ensemble(
+        ProcessedDataset.load(data), [Path(part) for part in runs.split(",") if part.strip()], out, top_k=top_k
+    )
+    val, test = record["metrics_over_all_items"]["val"], record["metrics_over_all_items"]["test"]
+    typer.echo(
+        f"ensemble of {len(record['members'])} runs: val R@10 {val['R@10']:.4f} N@10 {val['N@10']:.4f}, "
+        f"test R@10 {test['R@10']:.4f} N@10 {test['N@10']:.4f} ({record['seconds']:.0f} s) -> {out}"
+    )
+
+
 @train_app.command("candidates")
 def candidates(
     data: DataDir,
@@ -119,5 +139,5 @@ def bundle(
     typer.echo(
         f"val N@10: preference module {result.preference_val_ndcg10:.4f} (untrained "
         f"{result.preference_untrained_val_ndcg10:.4f}), tiny LLM ranker {result.ranker_val_ndcg10:.4f}; "
-        f"serve it: kgrank serve --data {data} --model {result.ranker}"
+        f"serve it: kgrank serve --data {data} --model {result.ranker} --retriever {result.retriever}"
     )

@@ -12,6 +12,7 @@ from services.core.errors import ConfigError
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.context import RANKING_PATHS
 from services.ranker.llm.tiny_config import TinyLlamaConfig
+from services.ranker.strategy import PREFERENCE_STRATEGIES
 from training.config import PreferenceConfig, RankerConfig
 
 if TYPE_CHECKING:
@@ -83,22 +84,42 @@ def preference(
     )
     config = PreferenceConfig(seed=seed, max_epochs=max_epochs)
     if untrained:
-        score = save_untrained(dataset, config, val=loaded.val, out=out)
+        score = save_untrained(dataset, config, val=loaded.val, out=out, retriever=str(retriever))
         typer.echo(f"untrained preference module: val N@10 {score:.4f} -> {out}")
         return
-    result = train_preference(dataset, config, train=loaded.train, val=loaded.val, out=out)
+    result = train_preference(dataset, config, train=loaded.train, val=loaded.val, out=out, retriever=str(retriever))
+    fused = (
+        ""
+        if result.fusion_weight is None
+        else f"; fused with the retriever at weight {result.fusion_weight:.2f}: {result.fused_val_ndcg10:.4f}"
+    )
     typer.echo(
         f"preference module: val N@10 {result.best_val_ndcg10:.4f} at epoch {result.best_epoch} "
-        f"(untrained: {result.untrained_val_ndcg10:.4f}; {len(loaded.train[0])} training examples, "
+        f"(untrained: {result.untrained_val_ndcg10:.4f}{fused}; {len(loaded.train[0])} training examples, "
         f"{len(loaded.val[0])} validation users, {result.seconds:.0f} s) -> {out}"
     )
+    if not result.beats_untrained:
+        typer.secho(
+            f"WARNING: the trained module ({result.best_val_ndcg10:.4f}) does not beat its untrained start "
+            f"({result.untrained_val_ndcg10:.4f}) on val; it is saved with beats_untrained=false. Training on "
+            "--train-candidates retrieved (what evaluation shows a ranker) usually fixes this.",
+            fg=typer.colors.RED,
+            bold=True,
+            err=True,
+        )
 
 
 def ranker(
     data: DataDir,
     retriever: Retriever,
     out: Annotated[Path, typer.Option(help="Folder for the merged Hugging Face checkpoint.")],
-    base_model: Annotated[str, typer.Option(help="'tiny', or a local Llama-architecture checkpoint folder.")] = "tiny",
+    base_model: Annotated[
+        str,
+        typer.Option(
+            help="'tiny' (built here), 'smollm2' or 'gemma3' (after `kgrank base-model fetch NAME`), or a local "
+            "Llama-architecture checkpoint folder."
+        ),
+    ] = "tiny",
     paths: Annotated[
         Literal["none", "shortest", "preference", "untrained-preference"],
         typer.Option(help="Which relation paths the prompts show."),
@@ -125,26 +146,19 @@ def ranker(
     neo4j_uri: Neo4jUri = None,
     embedded: EmbeddedPath = None,
 ) -> None:
-    """Fine-tune the LLM ranker on letter answers, select on val NDCG@10, merge and save it."""
+    """Fine-tune the LLM ranker on letter answers, select on val NDCG@10, merge, choose the fusion weight, save."""
     from services.core.atomic import check_replaceable
     from services.ranker.preference.scorer import PreferenceScorer
-    from services.ranker.preference.select import NoPaths, PathSelector, PreferencePaths, ShortestPaths
+    from services.ranker.preference.select import selector_for
     from training.ranker import RANKER_MARKERS, check_base_model, train_ranker
 
     dataset = ProcessedDataset.load(data)
     check_replaceable(out, markers=RANKER_MARKERS)
     check_base_model(base_model)
-    selector: PathSelector
-    if paths in ("preference", "untrained-preference"):
-        if preference_dir is None:
-            raise ConfigError(f"--paths {paths} needs --preference DIR (from `kgrank train preference`)")
-        module = PreferenceScorer.load(preference_dir)
-        if module.meta.get("trained") != (paths == "preference"):
-            state = "trained" if module.meta.get("trained") else "untrained"
-            raise ConfigError(f"--paths {paths} but {preference_dir} holds a {state} module")
-        selector = PreferencePaths(module)
-    else:
-        selector = ShortestPaths() if paths == "shortest" else NoPaths()
+    uses_module = paths in PREFERENCE_STRATEGIES
+    if uses_module and preference_dir is None:
+        raise ConfigError(f"--paths {paths} needs --preference DIR (from `kgrank train preference`)")
+    selector_for(paths, PreferenceScorer.load(preference_dir) if uses_module else None)  # a mismatch fails here
     loaded = load_data(
         data,
         dataset,
@@ -169,18 +183,22 @@ def ranker(
         max_minutes=max_minutes,
         tiny=TinyLlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, layers=layers, heads=heads),
     )
-    uses_module = paths in ("preference", "untrained-preference")
     result = train_ranker(
         dataset,
         config,
-        selector=selector,
         train=loaded.train,
         val=loaded.val,
         out=out,
         preference_dir=preference_dir if uses_module else None,
+        retriever=str(retriever),
+    )
+    fused = (
+        ""
+        if result.fusion_weight is None
+        else f"; fused with the retriever at weight {result.fusion_weight:.2f}: val N@10 {result.fused_val_ndcg10:.4f}"
     )
     typer.echo(
-        f"ranker ({paths}): val N@10 {result.best_val_ndcg10:.4f} at step {result.best_step} of {result.steps} "
+        f"ranker ({paths}): val N@10 {result.best_val_ndcg10:.4f} at step {result.best_step} of {result.steps}{fused} "
         f"({len(loaded.train[0])} training examples, {result.seconds / 60:.1f} min; saved scores match within "
         f"{result.reload_max_abs_difference:.1e}) -> {out}"
     )

@@ -14,8 +14,6 @@ from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.context import RANKING_PATHS, GraphContext
 from services.ranker.llm.metadata import METADATA_FILE
 from services.ranker.paths.models import PathSource
-from services.ranker.preference.scorer import PreferenceScorer
-from services.ranker.preference.select import PreferencePaths
 from training.config import PreferenceConfig, RankerConfig, RetrieverConfig
 from training.preference import train_preference
 from training.ranker import train_ranker
@@ -80,16 +78,22 @@ def train_bundle(
             progress=progress,
         )
         preference = train_preference(
-            dataset, config.preference, train=data.train, val=data.val, out=preference_dir, progress=progress
+            dataset,
+            config.preference,
+            train=data.train,
+            val=data.val,
+            out=preference_dir,
+            retriever="retriever",
+            progress=progress,
         )
         ranker = train_ranker(
             dataset,
             config.ranker,
-            selector=PreferencePaths(PreferenceScorer.load(preference_dir)),
             train=data.train,
             val=data.val,
             out=ranker_dir,
             preference_dir=preference_dir,
+            retriever="retriever",
             progress=progress,
         )
     return Bundle(

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from services.graph_loader.dataset import ProcessedDataset
-from services.ranker.llm.metadata import PathStrategy
 from services.ranker.llm.tiny_config import TinyLlamaConfig
 from services.ranker.prompt import PromptConfig
+from services.ranker.strategy import PathStrategy
 
 TINY = "tiny"
 
@@ -56,7 +56,7 @@ class PreferenceConfig:
 
 @dataclass(frozen=True)
 class RankerConfig:
-    base_model: str = TINY  # "tiny" or a local Hugging Face Llama-architecture checkpoint
+    base_model: str = TINY  # "tiny", a fetched base model (smollm2, gemma3) or a local checkpoint folder
     path_strategy: PathStrategy = "preference"
     seed: int = 0
     budget_tokens: int | None = None  # None: 2286 (the paper's) for a real checkpoint, 1024 for tiny
@@ -72,7 +72,7 @@ class RankerConfig:
     lr: float | None = None  # None: 1e-4 with LoRA (the paper's), 1e-3 for tiny
     batch_size: int = 8
     epochs: int | None = None  # None: 1 with LoRA (the paper's), 3 for tiny
-    warmup_steps: int = 100
+    warmup_steps: int | None = None  # None: 100 (the paper's), at most a tenth of the run
     eval_every: int = 100
     max_minutes: float | None = None
     tiny: TinyLlamaConfig = field(default_factory=TinyLlamaConfig)

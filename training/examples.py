@@ -105,6 +105,7 @@ def validation_examples(
                         user_id=dataset.user_id(user),
                         history=sequences.history(user, "val"),
                         candidates=pool,
+                        retriever_scores=candidate_set.valid_scores(row, candidates),
                     ),
                     target=target,
                 )

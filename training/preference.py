@@ -25,11 +25,13 @@ from tqdm import tqdm
 
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.paths.models import UserPaths
+from services.ranker.pipeline import RankingInput, RankingPipeline
 from services.ranker.preference.features import PathBatch, encode_paths
 from services.ranker.preference.scorer import PREFERENCE_FILE, PreferenceScorer
+from services.ranker.preference.select import PreferencePaths
 from training.config import PreferenceConfig
-from training.evaluation.metrics import per_user_metrics
 from training.examples import Example
+from training.fusion import choose_fusion, val_ndcg10
 
 
 @dataclass
@@ -40,6 +42,12 @@ class PreferenceResult:
     epochs_run: int
     seconds: float
     history: list[dict[str, float]]
+    fusion_weight: float | None
+    fused_val_ndcg10: float | None
+
+    @property
+    def beats_untrained(self) -> bool:
+        return self.best_val_ndcg10 > self.untrained_val_ndcg10
 
 
 def provenance(dataset: ProcessedDataset, config: PreferenceConfig) -> dict[str, Any]:
@@ -47,16 +55,17 @@ def provenance(dataset: ProcessedDataset, config: PreferenceConfig) -> dict[str,
     return {"dataset": dataset.name, "data_hash": dataset.manifest.data_hash, "config": asdict(config)}
 
 
-def val_ndcg10(scorer: PreferenceScorer, examples: list[Example], paths: list[UserPaths]) -> float:
-    """NDCG@10 of the module's own candidate order (ties keep the retriever order)."""
-    scores = scorer.candidate_scores([(e.task.user, p) for e, p in zip(examples, paths, strict=True)])
-    ranks = np.array(
-        [
-            1 + int(np.flatnonzero(np.argsort(-s, kind="stable") == e.target_position)[0])
-            for e, s in zip(examples, scores, strict=True)
-        ]
+def validate(
+    scorer: PreferenceScorer, examples: list[Example], paths: list[UserPaths]
+) -> tuple[float, list[np.ndarray]]:
+    """NDCG@10 of the module's own candidate order through the ranking pipeline, and its scores."""
+    pipeline = RankingPipeline(
+        ranked_by="preference module", strategy="preference", selector=PreferencePaths(scorer), preference=scorer
     )
-    return float(per_user_metrics(ranks, [10])["N@10"].mean())
+    inputs = [RankingInput(e.task.user, p, e.task.retriever_scores) for e, p in zip(examples, paths, strict=True)]
+    scores = pipeline.model_scores(inputs, None)
+    orders = [pipeline.finish(item, [], None, s).order for item, s in zip(inputs, scores, strict=True)]
+    return val_ndcg10(orders, examples), scores
 
 
 def train_preference(
@@ -66,13 +75,15 @@ def train_preference(
     train: tuple[list[Example], list[UserPaths]],
     val: tuple[list[Example], list[UserPaths]],
     out: Path,
+    retriever: str = "",
     progress: bool = True,
 ) -> PreferenceResult:
+    """`retriever` names the run whose candidates the val examples are (the fusion weight is chosen on them)."""
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     scorer = PreferenceScorer.create(users=len(dataset.users), schema=dataset.schema, dim=config.dim, seed=config.seed)
-    untrained = val_ndcg10(scorer, *val)
+    untrained, _ = validate(scorer, *val)
 
     batches: list[tuple[PathBatch, torch.Tensor]] = []
     examples, paths = train
@@ -91,7 +102,7 @@ def train_preference(
 
     model = scorer.model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    best_state, best, best_epoch, waited, history = None, -1.0, 0, 0, []
+    best_state, best, best_epoch, waited, history, best_scores = None, -1.0, 0, 0, [], []
     bar = tqdm(range(1, config.max_epochs + 1), desc="preference module", disable=not progress)
     for epoch in bar:
         model.train()
@@ -104,11 +115,11 @@ def train_preference(
             optimizer.step()
             losses.append(loss.item())
         model.eval()
-        score = val_ndcg10(scorer, *val)
+        score, scores = validate(scorer, *val)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_N@10": score})
         if score > best:
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            best, best_epoch, waited = score, epoch, 0
+            best, best_epoch, waited, best_scores = score, epoch, 0, scores
         else:
             waited += 1
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_n10=f"{score:.4f}", best=f"{best:.4f}@{best_epoch}")
@@ -116,8 +127,16 @@ def train_preference(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    fusion = choose_fusion(best_scores, val[0], retriever=retriever) if retriever else None
     result = PreferenceResult(
-        best_epoch, best, untrained, len(history), round(time.perf_counter() - started, 1), history
+        best_epoch,
+        best,
+        untrained,
+        len(history),
+        round(time.perf_counter() - started, 1),
+        history,
+        None if fusion is None else fusion.weight,
+        None if fusion is None else fusion.val_ndcg10,
     )
     out.mkdir(parents=True, exist_ok=True)
     scorer.save(
@@ -127,8 +146,10 @@ def train_preference(
         best_epoch=best_epoch,
         val_ndcg10=best,
         untrained_val_ndcg10=untrained,
+        beats_untrained=best > untrained,
         train_examples=len(examples),
         val_examples=len(val[0]),
+        fusion=None if fusion is None else fusion.model_dump(mode="json"),
     )
     return result
 
@@ -139,10 +160,18 @@ def save_untrained(
     *,
     val: tuple[list[Example], list[UserPaths]],
     out: Path,
+    retriever: str = "",
 ) -> float:
     """The module at its seeded initialisation, never trained: what the paper's code ran."""
     scorer = PreferenceScorer.create(users=len(dataset.users), schema=dataset.schema, dim=config.dim, seed=config.seed)
-    score = val_ndcg10(scorer, *val)
+    score, scores = validate(scorer, *val)
+    fusion = choose_fusion(scores, val[0], retriever=retriever) if retriever else None
     out.mkdir(parents=True, exist_ok=True)
-    scorer.save(out / PREFERENCE_FILE, trained=False, **provenance(dataset, config), val_ndcg10=score)
+    scorer.save(
+        out / PREFERENCE_FILE,
+        trained=False,
+        **provenance(dataset, config),
+        val_ndcg10=score,
+        fusion=None if fusion is None else fusion.model_dump(mode="json"),
+    )
     return score

@@ -3,13 +3,14 @@
     kgrank train ranker --data data/ml --retriever runs/lrurec/seed-0 --base-model tiny \
         --paths preference --preference models/preference --out models/ranker
 
-Reads top to bottom: config (RankerConfig in training/config.py) → prompts for the training and
-validation examples (relation paths chosen by the strategy, fitted to the token budget) → tokenizer
-and model (`tiny`: a BPE trained on
-these prompts and a small Llama from scratch, trained in full; a local checkpoint: LoRA on q_proj /
-v_proj) → one loop, validated every `eval_every` steps on val NDCG@10, best state kept → LoRA merged
-into the base → a standard Hugging Face checkpoint plus kgrank_ranker.json (letter token ids, prompt
-format, data hash), checked by reloading it and comparing scores.
+Reads top to bottom: config (RankerConfig in training/config.py) → tokenizer and model (`tiny`: a BPE
+trained on the prompts and a small Llama from scratch, trained in full; `smollm2`, `gemma3` or a local
+checkpoint: LoRA on q_proj / v_proj) → prompts for the training and validation examples, built by the
+serving pipeline (services/ranker/pipeline.py: relation paths chosen by the strategy, fitted to the
+token budget) → one loop on the GPU when there is one, validated every `eval_every` steps on val
+NDCG@10 through the same pipeline, best state kept → LoRA merged into the base → the fusion weight
+with the retriever chosen on val → a standard Hugging Face checkpoint plus kgrank_ranker.json (letter
+token ids, prompt format, data hash, fusion), checked by reloading it and comparing scores.
 """
 
 from __future__ import annotations
@@ -34,18 +35,20 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from services.core.atomic import atomic_directory, check_replaceable, write_json
 from services.core.errors import ModelError
 from services.graph_loader.dataset import ProcessedDataset
+from services.ranker.llm.device import model_device, model_dtype
 from services.ranker.llm.metadata import METADATA_FILE, RankerMetadata
-from services.ranker.llm.ranker import prompt_builder
-from services.ranker.llm.scorer import TransformersScorer, left_padded, letter_logprobs
+from services.ranker.llm.scorer import ModelLetterScorer, TransformersScorer, left_padded
 from services.ranker.llm.tiny import build_tiny_llama
 from services.ranker.llm.tokenizer import answer_token_ids, build_bpe_tokenizer
 from services.ranker.paths.models import UserPaths
-from services.ranker.preference.scorer import PREFERENCE_FILE
-from services.ranker.preference.select import PathSelector
-from services.ranker.prompt import PROMPT_FORMAT_VERSION, PromptBuilder
+from services.ranker.pipeline import RankingInput, RankingPipeline, prompt_builder
+from services.ranker.preference.scorer import PREFERENCE_FILE, PreferenceScorer
+from services.ranker.preference.select import selector_for
+from services.ranker.prompt import PROMPT_FORMAT_VERSION, Prompt, PromptBuilder
+from training.base_models import resolve_base_model
 from training.config import TINY, RankerConfig
-from training.evaluation.metrics import per_user_metrics
 from training.examples import Example
+from training.fusion import choose_fusion, val_ndcg10
 
 # Without a tokenizer yet, the tiny model's BPE is trained on prompts measured in words: a generous
 # stand-in budget, so the corpus holds everything a real prompt could show.
@@ -60,37 +63,42 @@ class RankerResult:
     seconds: float
     reload_max_abs_difference: float
     history: list[dict[str, float]]
+    fusion_weight: float | None
+    fused_val_ndcg10: float | None
 
 
 def word_count(text: str) -> int:
     return len(text.split())
 
 
-def build_prompts(
-    builder: PromptBuilder, selector: PathSelector, examples: list[Example], paths: list[UserPaths]
-) -> list[str]:
-    scored = selector.score([(e.task.user, p) for e, p in zip(examples, paths, strict=True)])
-    return [builder.build(p.history, p.candidates, s).text for p, s in zip(paths, scored, strict=True)]
+def inputs_of(examples: list[Example], paths: list[UserPaths]) -> list[RankingInput]:
+    return [RankingInput(e.task.user, p, e.task.retriever_scores) for e, p in zip(examples, paths, strict=True)]
+
+
+def build_prompts(pipeline: RankingPipeline, examples: list[Example], paths: list[UserPaths]) -> list[Prompt]:
+    """The prompts serving would build for these examples (the pipeline's choose and prompt stages)."""
+    inputs = inputs_of(examples, paths)
+    return pipeline.prompts(inputs, pipeline.choose(inputs))
 
 
 def load_tokenizer_and_model(
-    config: RankerConfig, corpus: list[str]
+    config: RankerConfig, corpus: list[str], device: torch.device
 ) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
     if config.base_model == TINY:
         tokenizer = build_bpe_tokenizer(corpus, vocab_size=config.tiny.vocab_size)
-        return tokenizer, build_tiny_llama(tokenizer, config.tiny, seed=config.seed)
-    base = Path(config.base_model)
+        return tokenizer, build_tiny_llama(tokenizer, config.tiny, seed=config.seed).to(device)
+    base = Path(resolve_base_model(config.base_model))
     tokenizer = AutoTokenizer.from_pretrained(base)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    options: dict[str, Any] = {"dtype": torch.float32}
     if config.load_in_4bit:
-        options = quantization_options()
-    return tokenizer, AutoModelForCausalLM.from_pretrained(base, **options)
+        return tokenizer, AutoModelForCausalLM.from_pretrained(base, **quantization_options())
+    # LoRA trains in the model's dtype: bf16 on a GPU, fp32 on a CPU (where bf16 is slower).
+    return tokenizer, AutoModelForCausalLM.from_pretrained(base, dtype=model_dtype(device)).to(device)
 
 
 RANKER_MARKERS = (METADATA_FILE, "config.json")  # what every ranker checkpoint holds
-LLAMA_STYLE = ("llama", "mistral")  # decoders with q/k/v/o_proj, the modules LoRA adapts
+LLAMA_STYLE = ("llama", "mistral", "gemma3_text")  # decoders with q/k/v/o_proj, the modules LoRA adapts
 _WEIGHT_FILES = (
     "model.safetensors",
     "model.safetensors.index.json",
@@ -100,13 +108,15 @@ _WEIGHT_FILES = (
 
 
 def check_base_model(base_model: str) -> None:
-    """`tiny`, or a local Llama-style Hugging Face checkpoint folder with weights and a tokenizer."""
+    """`tiny`, a fetched base model (smollm2, gemma3), or a local Llama-style checkpoint folder."""
     if base_model == TINY:
         return
-    base = Path(base_model)
+    base = Path(resolve_base_model(base_model))
     config_file = base / "config.json"
     if not config_file.is_file():
-        raise ModelError(f"{base}: not a Hugging Face checkpoint folder (no config.json); or use --base-model tiny")
+        raise ModelError(
+            f"{base}: not a Hugging Face checkpoint folder (no config.json); or use --base-model tiny, smollm2, gemma3"
+        )
     try:
         model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
@@ -159,38 +169,24 @@ def answer_loss(
     ids = torch.cat([ids, letters.unsqueeze(1), torch.full_like(letters, eos_id).unsqueeze(1)], dim=1)
     mask = torch.cat([mask, torch.ones(len(prompts), 2, dtype=mask.dtype)], dim=1)
     positions = torch.cat([positions, positions[:, -1:] + 1, positions[:, -1:] + 2], dim=1)
+    ids, mask, positions = ids.to(model.device), mask.to(model.device), positions.to(model.device)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=3).logits
+    letters = letters.to(model.device)
     return (F.cross_entropy(logits[:, 0].float(), letters) + F.cross_entropy(logits[:, 1].float(), ids[:, -1])) / 2
-
-
-@torch.inference_mode()
-def val_ndcg10(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    prompts: list[str],
-    examples: list[Example],
-    letter_ids: list[int],
-) -> float:
-    ranks = []
-    for start in range(0, len(prompts), 16):
-        table = letter_logprobs(model, tokenizer, prompts[start : start + 16], letter_ids).numpy()
-        for row, example in enumerate(examples[start : start + 16]):
-            scores = table[row, : len(example.task.candidates)]
-            ranks.append(1 + int(np.flatnonzero(np.argsort(-scores, kind="stable") == example.target_position)[0]))
-    return float(per_user_metrics(np.array(ranks), [10])["N@10"].mean())
 
 
 def train_ranker(
     dataset: ProcessedDataset,
     config: RankerConfig,
     *,
-    selector: PathSelector,
     train: tuple[list[Example], list[UserPaths]],
     val: tuple[list[Example], list[UserPaths]],
     out: Path,
     preference_dir: Path | None = None,
+    retriever: str = "",
     progress: bool = True,
 ) -> RankerResult:
+    """`retriever` names the run whose candidates the val examples are (the fusion weight is chosen on them)."""
     config = config.resolved()
     check_replaceable(out, markers=RANKER_MARKERS)  # fail now, not after training
     check_base_model(config.base_model)
@@ -198,42 +194,69 @@ def train_ranker(
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     prompt_config = config.prompt()
+    module = PreferenceScorer.load(preference_dir) if preference_dir is not None else None
+    selector = selector_for(config.path_strategy, module)
+    device = model_device()
 
-    corpus_builder = PromptBuilder(
-        prompt_config.model_copy(update={"budget_tokens": CORPUS_BUDGET_WORDS}),
-        count_tokens=word_count,
-        truncate_tokens=lambda text, n: " ".join(text.split()[:n]),
-    )
-    corpus = build_prompts(corpus_builder, selector, *train) if config.base_model == TINY else []
-    tokenizer, model = load_tokenizer_and_model(config, corpus)
+    def pipeline(builder: PromptBuilder, scorer: ModelLetterScorer | None = None) -> RankingPipeline:
+        return RankingPipeline(
+            ranked_by="llm",
+            strategy=config.path_strategy,
+            selector=selector,
+            builder=builder,
+            scorer=scorer,
+            preference=module,
+        )
+
+    corpus: list[str] = []
+    if config.base_model == TINY:
+        corpus_builder = PromptBuilder(
+            prompt_config.model_copy(update={"budget_tokens": CORPUS_BUDGET_WORDS}),
+            count_tokens=word_count,
+            truncate_tokens=lambda text, n: " ".join(text.split()[:n]),
+        )
+        corpus = [p.text for p in build_prompts(pipeline(corpus_builder), *train)]
+    tokenizer, model = load_tokenizer_and_model(config, corpus, device)
     letter_ids = answer_token_ids(tokenizer)
     eos_id = tokenizer.eos_token_id
     if eos_id is None:
         raise ModelError("the tokenizer has no EOS token")
     builder = prompt_builder(tokenizer, prompt_config)
-    train_prompts = build_prompts(builder, selector, *train)
-    val_prompts = build_prompts(builder, selector, *val)
+    prompts_only = pipeline(builder)
+    train_prompts = [p.text for p in build_prompts(prompts_only, *train)]
+    val_inputs = inputs_of(*val)
+    val_prompts = prompts_only.prompts(val_inputs, prompts_only.choose(val_inputs))
     answers = [letter_ids[e.target_position] for e in train[0]]
-
     if config.lora:
         model = with_lora(model, config)
+    validating = pipeline(builder, ModelLetterScorer(model, tokenizer, letter_ids, batch_size=config.batch_size))
+
+    def validate() -> tuple[float, list[np.ndarray]]:
+        model.eval()
+        scores = validating.model_scores(val_inputs, val_prompts)
+        orders = [
+            validating.finish(item, [], p, s).order for item, p, s in zip(val_inputs, val_prompts, scores, strict=True)
+        ]
+        return val_ndcg10(orders, val[0]), scores
+
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr or 1e-3, weight_decay=0.0)
     steps_per_epoch = math.ceil(len(train_prompts) / config.batch_size)
     total = steps_per_epoch * (config.epochs or 1)
+    # The paper warms up for 100 steps of a long epoch; a short run must still reach its peak rate.
+    warmup = config.warmup_steps if config.warmup_steps is not None else max(1, min(100, total // 10))
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: min(1.0, (step + 1) / config.warmup_steps) * max(0.0, (total - step) / total),
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) * max(0.0, (total - step) / total)
     )
 
     history: list[dict[str, float]] = []
-    model.eval()
-    best = val_ndcg10(model, tokenizer, val_prompts, val[0], letter_ids)
+    best, best_scores = validate()
     best_step, best_state = 0, _trainable_state(model)
     history.append({"step": 0, "val_N@10": best})
     order = list(range(len(train_prompts)))
     step, losses = 0, []
-    bar = tqdm(total=total, desc=f"ranker ({config.path_strategy})", disable=not progress)
+    bar = tqdm(total=total, desc=f"ranker ({config.path_strategy}, {device.type})", disable=not progress)
+    bar.set_postfix(val_n10=f"{best:.4f}")
     stop = False
     for _ in range(config.epochs or 1):
         rng.shuffle(order)
@@ -251,12 +274,11 @@ def train_ranker(
             bar.update(1)
             over_time = config.max_minutes is not None and time.perf_counter() - started > config.max_minutes * 60
             if step % config.eval_every == 0 or step == total or over_time:
-                model.eval()
-                score = val_ndcg10(model, tokenizer, val_prompts, val[0], letter_ids)
+                score, scores = validate()
                 history.append({"step": step, "loss": float(np.mean(losses)), "val_N@10": score})
                 losses = []
                 if score > best:
-                    best, best_step, best_state = score, step, _trainable_state(model)
+                    best, best_step, best_state, best_scores = score, step, _trainable_state(model), scores
                 bar.set_postfix(val_n10=f"{score:.4f}", best=f"{best:.4f}@{best_step}")
             if over_time:
                 stop = True
@@ -266,10 +288,10 @@ def train_ranker(
     bar.close()
     model.load_state_dict(best_state, strict=False)
     model.eval()
+    fusion = choose_fusion(best_scores, val[0], retriever=retriever) if retriever else None
 
-    check = val_prompts[:8]
-    with torch.inference_mode():
-        before = letter_logprobs(model, tokenizer, check, letter_ids) if check else torch.zeros(0)
+    check = [p.text for p in val_prompts[:8]]
+    before = np.stack(validating.scorer.score(check, [len(letter_ids)] * len(check))) if check else None  # type: ignore[union-attr]
     if config.load_in_4bit:
         final = _merge_into_full_precision(model, config)
     elif config.lora:
@@ -297,18 +319,31 @@ def train_ranker(
                 "best_step": best_step,
                 "best_val_N@10": best,
                 "lora": str(config.lora),
+                "device": device.type,
                 "seconds": round(time.perf_counter() - started, 1),
             },
+            fusion=fusion,
         )
         metadata.save(staging)
         difference = 0.0
-        if check:
+        if before is not None:
             reloaded = TransformersScorer(staging).score(check, [len(letter_ids)] * len(check))
-            difference = float(np.max(np.abs(np.stack(reloaded) - before.numpy())))
-            if difference > 1e-3:
+            difference = float(np.max(np.abs(np.stack(reloaded) - before)))
+            # bf16 weights round differently once merged; fp32 must agree to rounding error.
+            tolerance = 1e-3 if model_dtype(device) == torch.float32 else 5e-2
+            if difference > tolerance:
                 raise ModelError(f"the saved ranker scores differ from the trained one by {difference:.2e}")
         write_training_log(staging, config, history, difference)
-    return RankerResult(best_step, best, step, round(time.perf_counter() - started, 1), difference, history)
+    return RankerResult(
+        best_step,
+        best,
+        step,
+        round(time.perf_counter() - started, 1),
+        difference,
+        history,
+        None if fusion is None else fusion.weight,
+        None if fusion is None else fusion.val_ndcg10,
+    )
 
 
 def _trainable_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
@@ -323,7 +358,7 @@ def _merge_into_full_precision(adapted: PreTrainedModel, config: RankerConfig) -
 
     with tempfile.TemporaryDirectory() as staging:
         adapted.save_pretrained(staging)
-        base = AutoModelForCausalLM.from_pretrained(config.base_model, dtype=torch.float16)
+        base = AutoModelForCausalLM.from_pretrained(resolve_base_model(config.base_model), dtype=torch.float16)
         return PeftModel.from_pretrained(base, staging).merge_and_unload()
 
 

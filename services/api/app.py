@@ -41,10 +41,12 @@ from services.core.errors import (
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.context import RANKING_PATHS
-from services.ranker.llm.scorer import TransformersScorer
+from services.ranker.llm.metadata import RankerMetadata
+from services.ranker.llm.scorer import TransformersScorer, load_tokenizer
 from services.ranker.llm.vllm import AsyncVLLMScorer
 from services.ranker.paths.models import PathConfig
-from services.ranker.pipeline import RankingSteps
+from services.ranker.pipeline import RankingPipeline
+from services.ranker.retriever.live import LiveRetriever
 
 logger = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -55,14 +57,23 @@ def build_service(settings: Settings) -> RankingService:
     if settings.dataset_dir is None or settings.model_dir is None:
         raise ConfigError("serving needs KGRANK_DATASET_DIR (processed dataset) and KGRANK_MODEL_DIR (checkpoint)")
     dataset = ProcessedDataset.load(settings.dataset_dir)
-    steps = RankingSteps.load(settings.model_dir)
-    metadata = steps.metadata
+    metadata = RankerMetadata.load(settings.model_dir)
     if (metadata.dataset, metadata.data_hash) != (dataset.name, dataset.manifest.data_hash):
         raise ModelError(
             f"{settings.model_dir} was trained on {metadata.dataset} {metadata.data_hash[:12]}, but "
             f"{settings.dataset_dir} holds {dataset.name} {dataset.manifest.data_hash[:12]}: user and item ids "
             "would not match; serve the data the checkpoint was trained on"
         )
+    fused = settings.fusion and metadata.fusion is not None and metadata.fusion.weight > 0
+    retriever = None
+    if fused:
+        if settings.retriever_dir is None:
+            raise ConfigError(
+                f"{settings.model_dir} fuses its scores with the retriever's (weight {metadata.fusion.weight:.2f}, "  # type: ignore[union-attr]
+                "chosen on val): give the retriever run with --retriever (KGRANK_RETRIEVER_DIR), or serve it unfused "
+                "with --no-fusion (KGRANK_FUSION=false)"
+            )
+        retriever = LiveRetriever(settings.retriever_dir, dataset)
     if settings.scorer == "vllm":
         remote = AsyncVLLMScorer(
             settings.vllm_url, metadata, model=settings.vllm_model, timeout_s=settings.scorer_timeout_s, retries=1
@@ -70,13 +81,19 @@ def build_service(settings: Settings) -> RankingService:
         # HTTP calls wait on the server, not on this CPU: several batches may be in flight.
         batcher = MicroBatcher(remote.score, workers=4, on_close=remote.close, **_batching(settings))
         health = remote.ping
+        tokenizer = load_tokenizer(settings.model_dir)
     else:
         local = TransformersScorer(settings.model_dir, batch_size=settings.batch_size)
         # One forward pass at a time, off the event loop; torch already uses every core.
         batcher = MicroBatcher(local.score, workers=1, **_batching(settings))
         health = None
+        tokenizer = local.tokenizer
+    # The scorer is the batcher (serving sends prompts through it); the pipeline does every other stage.
+    pipeline = RankingPipeline.from_checkpoint(settings.model_dir, scorer=None, tokenizer=tokenizer, fused=fused)
     path_config = PathConfig(
-        history_length=metadata.prompt.history_items, max_paths_per_pair=RANKING_PATHS.max_paths_per_pair
+        history_length=metadata.prompt.history_items,
+        max_paths_per_pair=RANKING_PATHS.max_paths_per_pair,
+        sequence_length=0 if retriever is None else retriever.max_len,
     )
     cache: RankingCache = (
         RedisCache(settings.redis_url, ttl_s=settings.cache_ttl_s, timeout_s=settings.redis_timeout_s)
@@ -85,7 +102,8 @@ def build_service(settings: Settings) -> RankingService:
     )
     return RankingService(
         dataset=dataset,
-        steps=steps,
+        pipeline=pipeline,
+        metadata=metadata,
         graph=open_serving_graph(settings, dataset, settings.dataset_dir, path_config),
         cache=cache,
         batcher=batcher,
@@ -94,6 +112,7 @@ def build_service(settings: Settings) -> RankingService:
         explanations_per_item=settings.explanations_per_item,
         scorer_health=health,
         retry_after_s=settings.retry_after_s,
+        retriever=retriever,
     )
 
 

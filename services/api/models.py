@@ -49,12 +49,16 @@ class ExplanationOut(BaseModel):
 class RankedItemOut(BaseModel):
     item_id: str
     title: str
-    score: float
+    score: float = Field(
+        description="what orders the ranking: the ranker's score, or the fused one (model.fusion_weight)"
+    )
+    ranker_score: float = Field(description="the LLM's letter log-probability, or the preference module's score")
+    retriever_score: float | None = Field(default=None, description="the retriever's score, when fused")
     rank: int
     explanations: list[ExplanationOut]
 
 
-RankedBy = Literal["llm", "preference module", "request order"]
+RankedBy = Literal["llm", "preference module", "retriever", "request order"]
 
 
 class ModelInfo(BaseModel):
@@ -66,6 +70,10 @@ class ModelInfo(BaseModel):
     path_strategy: str
     scorer: str
     ranked_by: RankedBy
+    fusion_weight: float | None = Field(
+        default=None, description="the retriever's share of the fused score (chosen on val); null: not fused"
+    )
+    retriever: str | None = Field(default=None, description="the retriever whose scores are fused (name, version)")
 
 
 DegradedReason = Literal["graph", "cache", "scorer"]

@@ -1,8 +1,13 @@
 """What the endpoints do: rank with cache, graph, preference module and scorer, each stage timed and guarded.
 
+The ranking itself is the one pipeline evaluation and training use (services/ranker/pipeline.py); this
+module runs its stages one by one around the graph, the cache and the scorer. With fusion, the
+retriever scores the candidates from the user's live history (the same round trip returns it).
+
 Degradation (design.md): no graph → history from the processed dataset, no paths; no cache → uncached;
-no LLM → the preference module's scores, else the request's order. Each is named in `degraded`, counted
-in metrics, and a degraded answer is never cached.
+no LLM → the preference module's scores (fused like the LLM's when the ranking fuses), else the
+retriever's, else the request's order. Each is named in `degraded`, counted in metrics, and a degraded
+answer is never cached.
 """
 
 from __future__ import annotations
@@ -40,11 +45,13 @@ from services.core.errors import GraphError, RequestError, ScorerError, UnknownI
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.sequences import UserSequences, user_sequences
 from services.ranker.context import DatasetContext
+from services.ranker.llm.metadata import RankerMetadata
 from services.ranker.paths.models import PathRequest, RelationPath, UserPaths
 from services.ranker.paths.render import path_cypher, path_text
-from services.ranker.pipeline import RankedCandidate, RankingSteps, rank_candidates
+from services.ranker.pipeline import RankedCandidate, Ranking, RankingInput, RankingPipeline, explain, ordered_by
 from services.ranker.prompt import MAX_CANDIDATES, Prompt, ScoredPath
 from services.ranker.ranking import RankingTask
+from services.ranker.retriever.live import LiveRetriever
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +101,8 @@ class RankingService:
         self,
         *,
         dataset: ProcessedDataset,
-        steps: RankingSteps,
+        pipeline: RankingPipeline,
+        metadata: RankerMetadata,
         graph: ServingGraph,
         cache: RankingCache,
         batcher: MicroBatcher,
@@ -103,9 +111,17 @@ class RankingService:
         explanations_per_item: int,
         scorer_health: Callable[[], Awaitable[None]] | None = None,
         retry_after_s: float = 5.0,
+        retriever: LiveRetriever | None = None,
     ) -> None:
+        if pipeline.fusion is not None and retriever is None:
+            raise ValueError("a fusing pipeline needs the retriever")
         self.dataset = dataset
-        self.steps = steps
+        self.pipeline = pipeline
+        self.fallback = pipeline.fallback()
+        self.metadata = metadata
+        self.retriever = retriever if pipeline.fusion is not None else None
+        # Everything a cached answer depends on from the models: the checkpoint, and the retriever it fuses.
+        self.version = pipeline.version + ("" if self.retriever is None else f"+{self.retriever.version}")
         self.graph = graph
         self.cache = cache
         self.batcher = batcher
@@ -157,16 +173,9 @@ class RankingService:
                 return _cached_answer(payload, degraded, timer.finish())
 
         paths = await self._fetch(request, timer, degraded)
-        user = self._users.get(request.user_id, 0)
-        scored, prompt = await asyncio.to_thread(self._prepare, user, paths, timer)
-        scores, ranked_by = await self._score(user, paths, prompt, timer, degraded)
-        ranked = rank_candidates(
-            paths,
-            scores,
-            scored,
-            shown=prompt.paths,
-            explanations_per_item=self.explanations_per_item if request.explain else 0,
-        )
+        item, chosen, prompt = await asyncio.to_thread(self._prepare, request, paths, timer)
+        ranking, ranked_by = await self._score(item, chosen, prompt, timer, degraded)
+        ranked = explain(paths, ranking, per_item=self.explanations_per_item if request.explain else 0)
         response = RankResponse(
             user_id=request.user_id,
             known_user=paths.known_user,
@@ -200,7 +209,7 @@ class RankingService:
         """Everything a cached answer depends on besides the user's version; None when the graph's is unknown."""
         if self.graph_version is None:
             return None
-        key = [self.steps.version, self.graph_version, request.candidates, request.top_k, request.explain]
+        key = [self.version, self.graph_version, request.candidates, request.top_k, request.explain]
         return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32]
 
     async def _fetch(self, request: RankRequest, timer: _Timer, degraded: list[DegradedReason]) -> UserPaths:
@@ -223,44 +232,64 @@ class RankingService:
         self.metrics.stages.labels("graph").observe(timer.timings_ms["graph"] / 1000)
         return paths
 
-    def _prepare(self, user: int, paths: UserPaths, timer: _Timer) -> tuple[list[ScoredPath], Prompt]:
-        """CPU work between the graph and the scorer (run in a worker thread)."""
+    def _prepare(
+        self, request: RankRequest, paths: UserPaths, timer: _Timer
+    ) -> tuple[RankingInput, list[ScoredPath], Prompt]:
+        """CPU work between the graph and the scorer (run in a worker thread): the pipeline's first stages."""
+        retriever_scores = None
+        if self.retriever is not None:
+            with timer.stage("retriever"):
+                retriever_scores = self.retriever.scores(paths.sequence, request.candidates)
+            self.metrics.stages.labels("retriever").observe(timer.timings_ms["retriever"] / 1000)
+        item = RankingInput(self._users.get(request.user_id, 0), paths, retriever_scores)
         with timer.stage("paths"):
-            scored = self.steps.choose(user, paths)
+            (chosen,) = self.pipeline.choose([item])
         with timer.stage("prompt"):
-            prompt = self.steps.prompt(paths, scored)
+            (prompt,) = self.pipeline.prompts([item], [chosen])
         self.metrics.stages.labels("paths").observe(timer.timings_ms["paths"] / 1000)
         self.metrics.stages.labels("prompt").observe(timer.timings_ms["prompt"] / 1000)
-        return scored, prompt
+        return item, chosen, prompt
 
     async def _score(
-        self, user: int, paths: UserPaths, prompt: Prompt, timer: _Timer, degraded: list[DegradedReason]
-    ) -> tuple[np.ndarray, RankedBy]:
+        self,
+        item: RankingInput,
+        chosen: list[ScoredPath],
+        prompt: Prompt,
+        timer: _Timer,
+        degraded: list[DegradedReason],
+    ) -> tuple[Ranking, RankedBy]:
+        """The LLM pass through the batcher, then fusion and order; the fallbacks when the LLM is out."""
+        count = len(item.paths.candidates)
         with timer.stage("score"):
-            scores = None
+            ranking = None
             if self._scorer_breaker.closed():
                 try:
-                    scores = await self.batcher.score(prompt.text, len(paths.candidates))
-                    ranked_by: RankedBy = "llm"
+                    scores = await self.batcher.score(prompt.text, count)
+                    ranking, ranked_by = self.pipeline.finish(item, chosen, prompt, scores), "llm"
                     self._scorer_breaker.succeeded()
                 except ScorerError as e:
                     logger.warning("scorer unavailable, falling back: %s", e.message)
                     self.metrics.scorer_errors.inc()
                     self._scorer_breaker.failed()
-            if scores is None:
+            if ranking is None:
                 self._degrade(degraded, "scorer")
-                fallback = self.steps.fallback_scores(user, paths)
-                if fallback is None:
-                    scores, ranked_by = np.zeros(len(paths.candidates)), "request order"
-                else:
-                    scores, ranked_by = fallback, "preference module"
+                ranking, ranked_by = self._fallback(item, chosen, prompt)
         self.metrics.stages.labels("score").observe(timer.timings_ms["score"] / 1000)
-        return scores, ranked_by
+        return ranking, ranked_by
+
+    def _fallback(self, item: RankingInput, chosen: list[ScoredPath], prompt: Prompt) -> tuple[Ranking, RankedBy]:
+        """The preference module (fused when it can be), else the retriever's order, else the request's."""
+        if self.fallback is not None:
+            (scores,) = self.fallback.model_scores([item], None)
+            return self.fallback.finish(item, chosen, prompt, scores), "preference module"
+        if item.retriever_scores is not None:
+            return ordered_by(item.retriever_scores, chosen=chosen, prompt=prompt), "retriever"
+        return ordered_by(np.zeros(len(item.paths.candidates)), chosen=chosen, prompt=prompt), "request order"
 
     def _offline_paths(self, request: RankRequest) -> UserPaths:
         """History from the processed dataset (live interactions unknown) and no paths."""
         if self._offline is None:
-            history_length = self.steps.metadata.prompt.history_items
+            history_length = self.metadata.prompt.history_items
             self._offline = (DatasetContext(self.dataset, history_length=history_length), user_sequences(self.dataset))
         context, sequences = self._offline
         user = self._users.get(request.user_id)
@@ -271,13 +300,17 @@ class RankingService:
             candidates=np.array([self._items[c].idx for c in request.candidates], dtype=np.int64),
         )
         (paths,) = context.fetch([task])
-        return paths.model_copy(update={"known_user": user is not None})
+        length = 0 if self.retriever is None else self.retriever.max_len
+        sequence = tuple(self.dataset.item(int(i)).id for i in task.history[-length:].tolist()) if length else ()
+        return paths.model_copy(update={"known_user": user is not None, "sequence": sequence})
 
     def _item_out(self, paths: UserPaths, item: RankedCandidate) -> RankedItemOut:
         return RankedItemOut(
             item_id=item.item.item_id,
             title=item.item.title,
             score=item.score,
+            ranker_score=item.ranker_score,
+            retriever_score=item.retriever_score,
             rank=item.rank,
             explanations=[
                 ExplanationOut(
@@ -292,9 +325,9 @@ class RankingService:
         )
 
     def _model_info(self, ranked_by: RankedBy) -> ModelInfo:
-        metadata = self.steps.metadata
+        metadata = self.metadata
         return ModelInfo(
-            version=self.steps.version,
+            version=self.version,
             dataset=metadata.dataset,
             data_hash=metadata.data_hash,
             graph_version=self.graph_version,
@@ -302,6 +335,8 @@ class RankingService:
             path_strategy=metadata.path_strategy,
             scorer=self.scorer_name,
             ranked_by=ranked_by,
+            fusion_weight=None if self.pipeline.fusion is None else self.pipeline.fusion.weight,
+            retriever=None if self.retriever is None else f"{self.retriever.name} {self.retriever.version}",
         )
 
     def _degrade(self, degraded: list[DegradedReason], reason: DegradedReason) -> None:

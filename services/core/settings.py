@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     # Serving (`kgrank serve`).
     dataset_dir: Path | None = Field(default=None, description="Processed dataset folder (`kgrank data prepare`).")
     model_dir: Path | None = Field(default=None, description="Ranker checkpoint (`kgrank train ranker`).")
+    retriever_dir: Path | None = Field(
+        default=None, description="Retriever run whose scores the ranker fuses with (`kgrank train retriever`)."
+    )
+    fusion: bool = Field(default=True, description="Fuse with the retriever at the weight the checkpoint chose on val.")
     graph_path: Path | None = Field(
         default=None, description="Embedded graph file when no Neo4j URI is set (default: DATASET_DIR/graph.sqlite)."
     )

@@ -64,6 +64,10 @@ class CandidateSet:
         items = self.items[row]
         return items[items > 0][:limit].astype(np.int64)
 
+    def valid_scores(self, row: int, limit: int) -> np.ndarray:
+        """The retriever's scores of `valid(row, limit)`, in the same order."""
+        return self.scores[row][self.items[row] > 0][:limit].astype(np.float64)
+
     def check_matches(self, *, dataset: str, data_hash: str, users: int, items: int) -> None:
         """Refuse candidates computed on another dataset or another version of its id maps."""
         if self.header.dataset != dataset or self.header.data_hash != data_hash:

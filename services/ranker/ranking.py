@@ -18,6 +18,7 @@ class RankingTask:
     user_id: str  # raw user id, as the graph knows it
     history: np.ndarray  # dense item ids, oldest first: what the ranker may look at
     candidates: np.ndarray  # dense item ids in retriever order
+    retriever_scores: np.ndarray | None = None  # the retriever's score of each candidate (for fusion)
 
 
 class Ranker(Protocol):

@@ -22,6 +22,7 @@ from services.graph_loader.neo4j_writer import Neo4jGraphWriter
 from services.graph_loader.prepare import prepare_dataset
 from services.graph_loader.synthetic import generate, write_ml_latest_small
 from services.ranker.context import RANKING_PATHS
+from services.ranker.llm.metadata import RankerMetadata
 from services.ranker.llm.tiny_config import TinyLlamaConfig
 from services.ranker.paths.embedded_source import EmbeddedPathSource
 from training.bundle import Bundle, BundleConfig, train_bundle
@@ -36,8 +37,19 @@ class Served:
     data_dir: Path
     bundle: Bundle
 
+    @property
+    def fusion_weight(self) -> float:
+        """The retriever weight the bundle's ranker chose on val (0: it ranks alone)."""
+        choice = RankerMetadata.load(self.bundle.ranker).fusion
+        return 0.0 if choice is None else choice.weight
+
     def settings(self, **overrides: object) -> Settings:
-        base: dict[str, object] = {"dataset_dir": self.data_dir, "model_dir": self.bundle.ranker, "neo4j_uri": None}
+        base: dict[str, object] = {
+            "dataset_dir": self.data_dir,
+            "model_dir": self.bundle.ranker,
+            "retriever_dir": self.bundle.retriever,
+            "neo4j_uri": None,
+        }
         return Settings(**(base | overrides))  # type: ignore[arg-type]
 
 

@@ -128,10 +128,18 @@ def test_injected_ids_reach_neo4j_only_as_values(
 def test_serve_refuses_bad_settings_with_one_error_line(served: Served, tmp_path) -> None:
     from tests.unit.test_cli import assert_one_error, kgrank
 
-    data, model = served.data_dir, served.bundle.ranker
+    data, model, retriever = served.data_dir, served.bundle.ranker, served.bundle.retriever
     assert_one_error(kgrank("serve"), r"needs KGRANK_DATASET_DIR .* and KGRANK_MODEL_DIR")
     assert_one_error(kgrank("serve", "--data", tmp_path, "--model", model), r"not a processed dataset")
     assert_one_error(kgrank("serve", "--data", data, "--model", tmp_path), r"no kgrank_ranker.json")
     for uri, pattern in (("http://127.0.0.1:7474", r"use one of bolt"), ("bolt://x:port", r"could not be cast")):
-        assert_one_error(kgrank("serve", "--data", data, "--model", model, "--neo4j-uri", uri), pattern)
+        assert_one_error(
+            kgrank("serve", "--data", data, "--model", model, "--retriever", retriever, "--neo4j-uri", uri), pattern
+        )
+    if served.fusion_weight:  # a checkpoint that fuses needs the retriever it fuses with
+        assert_one_error(kgrank("serve", "--data", data, "--model", model), r"give the retriever run with --retriever")
+    assert_one_error(
+        kgrank("serve", "--data", data, "--model", model, "--retriever", served.bundle.preference),
+        r"checkpoint.pt: checkpoint not found",
+    )
     assert_one_error(kgrank("serve", "--data", data, "--model", served.bundle.preference), r"no kgrank_ranker.json")

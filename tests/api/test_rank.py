@@ -19,7 +19,12 @@ def test_rank_orders_every_candidate_and_explains_with_graph_paths(served: Serve
     assert sorted(item["item_id"] for item in ranking) == sorted(candidates)
     assert [item["rank"] for item in ranking] == list(range(1, len(candidates) + 1))
     scores = [item["score"] for item in ranking]
-    assert scores == sorted(scores, reverse=True) and all(s <= 0 for s in scores)  # log-probabilities
+    assert scores == sorted(scores, reverse=True) and all(item["ranker_score"] <= 0 for item in ranking)  # log-probs
+    if served.fusion_weight:  # fused: standardised ranker and retriever scores mixed at the weight chosen on val
+        assert body["model"]["fusion_weight"] == served.fusion_weight and body["model"]["retriever"]
+        assert all(item["retriever_score"] is not None for item in ranking)
+    else:
+        assert scores == [item["ranker_score"] for item in ranking]
     assert body["known_user"] and not body["cold_start"] and body["history_length"] == 20
     assert body["model"]["ranked_by"] == "llm" and body["model"]["path_strategy"] == "preference"
     assert body["model"]["graph_version"] == served.dataset.manifest.data_hash

@@ -34,6 +34,7 @@ def test_no_credential_reaches_the_log_or_an_answer(
     env = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")} | {
         "KGRANK_DATASET_DIR": str(served.data_dir),
         "KGRANK_MODEL_DIR": str(served.bundle.ranker),
+        "KGRANK_RETRIEVER_DIR": str(served.bundle.retriever),
         "KGRANK_NEO4J_URI": str(neo4j_served["neo4j_uri"]),
         "KGRANK_NEO4J_PASSWORD": neo4j_password,
         "KGRANK_API_KEY": api_key,

@@ -38,6 +38,24 @@ class PathSourceContract:
         ]
         assert [c.title for c in result.candidates] == ["The Godfather (1972)"]
 
+    def test_sequence_holds_the_last_stored_ids_beyond_the_history(self, make_source: MakeSource) -> None:
+        request = PathRequest(user_id="alice", candidates=("2",))
+        short = self.fetch_one(make_source, request, history_length=2, sequence_length=3)
+        assert [h.item_id for h in short.history] == ["4", "5"]  # paths start from the last two only
+        assert short.sequence == ("3", "4", "5")
+        assert {p.history_item for p in short.paths} <= {"4", "5"}
+        longer = self.fetch_one(make_source, request, history_length=2, sequence_length=50)
+        assert longer.sequence == ("1", "3", "4", "5")  # fewer stored than asked for: all of them
+        assert self.fetch_one(make_source, request).sequence == ()  # not asked for
+        cut = self.fetch_one(
+            make_source,
+            PathRequest(user_id="alice", candidates=("2",), cutoff=HistoryCutoff(timestamp=20, item_idx=4)),
+            sequence_length=10,
+        )
+        assert cut.sequence == ("1", "3")
+        given = PathRequest(user_id="alice", candidates=("2",), history=short.history)
+        assert self.fetch_one(make_source, given, sequence_length=10).sequence == ()  # the caller's history
+
     def test_two_hop_paths_in_canonical_order(self, make_source: MakeSource) -> None:
         request = PathRequest(user_id="alice", candidates=("2", "6"), cutoff=HistoryCutoff(timestamp=30))
         result = self.fetch_one(make_source, request)

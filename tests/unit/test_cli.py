@@ -329,7 +329,7 @@ def test_bundle_killed_while_training_the_ranker_leaves_nothing_half_made(loaded
     out = tmp_path / "models"
     bundle = ["train", "bundle", "--data", loaded, "--out", out, "--train-examples", "60"]
     log = tmp_path / "log"
-    kill_when(bundle, shows(log, "ranker (preference)"), log=log)
+    kill_when(bundle, shows(log, "ranker (preference, "), log=log)
     assert not out.exists(), "a killed bundle left a models folder"
     (staging,) = tmp_path.glob(".models.*.partial")
     assert (staging / "retriever" / "training.json").is_file()  # killed after the retriever: really mid-way

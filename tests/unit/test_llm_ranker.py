@@ -22,14 +22,12 @@ from services.graph_loader.prepare import prepare_dataset
 from services.graph_loader.synthetic import generate, write_ml_latest_small
 from services.ranker.context import RANKING_PATHS, GraphContext
 from services.ranker.llm.metadata import RankerMetadata
-from services.ranker.llm.ranker import llm_ranker
 from services.ranker.llm.scorer import TransformersScorer, letter_logprobs
 from services.ranker.llm.tiny import TinyLlamaConfig, build_tiny_llama
 from services.ranker.llm.tokenizer import answer_token_ids, build_bpe_tokenizer
 from services.ranker.paths.embedded_source import EmbeddedPathSource
-from services.ranker.preference.ranker import PreferenceRanker
+from services.ranker.pipeline import PipelineRanker, RankingPipeline
 from services.ranker.preference.scorer import PreferenceScorer
-from services.ranker.preference.select import NoPaths, PreferencePaths
 from services.ranker.ranking import RetrieverOrder
 from training.evaluation.harness import ModelSpec, evaluate_models
 from training.preference import PreferenceConfig, PreferenceResult, save_untrained, train_preference
@@ -106,6 +104,7 @@ def preference(stage: Stage) -> tuple[PreferenceResult, Path]:
         train=stage.data.train,
         val=stage.data.val,
         out=out,
+        retriever="pop",
         progress=False,
     )
     return result, out
@@ -120,7 +119,7 @@ def test_trained_preference_beats_its_untrained_start(stage: Stage, preference: 
     untrained = save_untrained(stage.dataset, PreferenceConfig(), val=stage.data.val, out=stage.work / "untrained")
     assert untrained == pytest.approx(result.untrained_val_ndcg10)
 
-    ranker = PreferenceRanker(stage.graph, module)
+    ranker = PipelineRanker(stage.graph, RankingPipeline.from_preference(stage.work / "pref", fused=False))
     (retriever,) = evaluate_models(
         stage.dataset,
         _sequences(stage),
@@ -136,15 +135,14 @@ def test_trained_preference_beats_its_untrained_start(stage: Stage, preference: 
 @pytest.fixture(scope="module")
 def tiny_ranker(stage: Stage, preference: tuple[PreferenceResult, Path]) -> tuple[RankerResult, Path]:
     out = stage.work / "ranker"
-    selector = PreferencePaths(PreferenceScorer.load(preference[1]))
     result = train_ranker(
         stage.dataset,
         RankerConfig(epochs=1, eval_every=10, budget_tokens=600, tiny=TINY_LLM),
-        selector=selector,
         train=stage.data.train,
         val=stage.data.val,
         out=out,
         preference_dir=stage.work / "pref",
+        retriever="pop",
         progress=False,
     )
     return result, out
@@ -162,9 +160,11 @@ def test_tiny_ranker_trains_saves_and_scores_the_ids_it_trained_on(
     scorer = TransformersScorer(out)
     metadata = RankerMetadata.load(out)
     assert metadata.letter_token_ids == answer_token_ids(scorer.tokenizer)
-    ranker = llm_ranker(out, stage.dataset, graph=stage.graph, scorer=scorer, tokenizer=scorer.tokenizer)
+    ranker = PipelineRanker(
+        stage.graph, RankingPipeline.from_checkpoint(out, scorer=scorer, tokenizer=scorer.tokenizer, fused=False)
+    )
     tasks = [e.task for e in stage.data.val[0][:4]]
-    prompts = ranker.prompts(tasks)
+    prompts = [r.prompt for r in ranker.rankings(tasks)]
     assert all(p.tokens <= 600 for p in prompts)
     # The scorer reads exactly the training targets' ids: the id after each prompt for each letter.
     for letter, token in zip("ABC", metadata.letter_token_ids[:3], strict=True):
@@ -206,7 +206,6 @@ def test_lora_on_a_local_checkpoint_merges_to_the_same_scores(stage: Stage, tmp_
             budget_tokens=800,
             batch_size=8,
         ),
-        selector=NoPaths(),
         train=stage.data.train,
         val=stage.data.val,
         out=out,
@@ -253,10 +252,22 @@ def test_cli_evaluates_every_kind_of_ranker(
         f"preference={pop}@preference:{preference[1]}",
         "--model",
         f"llm={pop}@llm:{ranker_dir}",
+        "--model",
+        f"llm fused={pop}@llm+fusion:{ranker_dir}",
+        "--model",
+        f"preference fused={pop}@preference+fusion:{preference[1]}",
     )
     assert result.returncode == 0, result.stderr
     saved = json.loads((out / "metrics.json").read_text())
-    assert [m["ranker"] for m in saved["models"]] == ["retriever order", "preference module", "llm"]
+    llm_weight = RankerMetadata.load(ranker_dir).fusion.weight
+    preference_weight = PreferenceScorer.load(preference[1]).meta["fusion"]["weight"]
+    assert [m["ranker"] for m in saved["models"]] == [
+        "retriever order",
+        "preference module",
+        "llm (paths: preference)",
+        f"llm (paths: preference) + retriever at {llm_weight:.2f}",
+        f"preference module + retriever at {preference_weight:.2f}",
+    ]
     assert_one_error(
         kgrank("evaluate", "--data", data, "--out", out, "--model", f"x={pop}@magic:{pop}"), "unknown ranker 'magic:"
     )

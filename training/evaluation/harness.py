@@ -136,6 +136,7 @@ def evaluate_seed(
             user_id=dataset.user_id(int(users[i])),
             history=sequences.history(int(users[i]), split),
             candidates=candidate_set.valid(i, candidates),
+            retriever_scores=candidate_set.valid_scores(i, candidates),
         )
         for i in np.flatnonzero(retrieved)
     ]

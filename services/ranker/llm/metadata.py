@@ -12,10 +12,11 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from services.core.errors import ModelError, ModelNotFoundError
+from services.ranker.fusion import FusionChoice
 from services.ranker.prompt import LETTERS, PromptConfig
+from services.ranker.strategy import PathStrategy
 
 METADATA_FILE = "kgrank_ranker.json"
-PathStrategy = Literal["none", "shortest", "preference", "untrained-preference"]
 
 
 class RankerMetadata(BaseModel):
@@ -30,6 +31,7 @@ class RankerMetadata(BaseModel):
     prompt: PromptConfig
     kgrank_version: str
     training: dict[str, float | int | str] = Field(default_factory=dict)
+    fusion: FusionChoice | None = None  # the retriever weight chosen on val (None: never fused)
 
     def save(self, model_dir: Path) -> None:
         from services.core.atomic import atomic_write_text

@@ -1,8 +1,9 @@
 """One forward pass per prompt: the log-probabilities of the answer letters at the last position.
 
 Every scorer reads the letter ids from the checkpoint's metadata, i.e. exactly the ids the model was
-trained to produce. `TransformersScorer` runs in-process on CPU or GPU; `services.ranker.llm.vllm`
-asks a vLLM server and returns the same numbers.
+trained to produce. `ModelLetterScorer` scores with a model in memory (training validates through it);
+`TransformersScorer` loads a checkpoint onto the GPU when there is one, else the CPU;
+`services.ranker.llm.vllm` asks a vLLM server and returns the same numbers.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from services.core.errors import ModelError
+from services.ranker.llm.device import model_device, model_dtype
 from services.ranker.llm.metadata import RankerMetadata
 
 
 class LetterScorer(Protocol):
-    metadata: RankerMetadata
-
     def score(self, prompts: Sequence[str], counts: Sequence[int]) -> list[np.ndarray]:
         """For each prompt, log-probabilities of the letters A… of its `count` candidates."""
         ...
@@ -52,10 +52,10 @@ def letter_logprobs(
     prompts: Sequence[str],
     letter_ids: Sequence[int],
 ) -> torch.Tensor:
-    """(B, len(letter_ids)) log-softmax over the whole vocabulary, read at the letters' ids."""
-    input_ids, mask, positions = left_padded(tokenizer, prompts)
+    """(B, len(letter_ids)) log-softmax over the whole vocabulary, read at the letters' ids (on the CPU)."""
+    input_ids, mask, positions = (t.to(model.device) for t in left_padded(tokenizer, prompts))
     logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
-    return torch.log_softmax(logits.float(), dim=-1)[:, list(letter_ids)]
+    return torch.log_softmax(logits.float(), dim=-1)[:, list(letter_ids)].cpu()
 
 
 def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
@@ -65,14 +65,20 @@ def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
         raise ModelError(f"{model_dir}: cannot load the ranker's tokenizer: {e}") from e
 
 
-class TransformersScorer:
-    def __init__(self, model_dir: Path, *, batch_size: int = 8) -> None:
-        self.metadata = RankerMetadata.load(model_dir)
-        self.tokenizer = load_tokenizer(model_dir)
-        try:
-            self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-        except (OSError, ValueError) as e:
-            raise ModelError(f"{model_dir}: cannot load the ranker checkpoint: {e}") from e
+class ModelLetterScorer:
+    """Letter scores from a model in memory, `batch_size` prompts per forward pass."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        letter_ids: Sequence[int],
+        *,
+        batch_size: int = 8,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.letter_ids = list(letter_ids)
         self.batch_size = batch_size
 
     @torch.inference_mode()
@@ -80,6 +86,19 @@ class TransformersScorer:
         results: list[np.ndarray] = []
         for start in range(0, len(prompts), self.batch_size):
             chunk = prompts[start : start + self.batch_size]
-            table = letter_logprobs(self.model, self.tokenizer, chunk, self.metadata.letter_token_ids).numpy()
+            table = letter_logprobs(self.model, self.tokenizer, chunk, self.letter_ids).numpy()
             results.extend(table[row, : counts[start + row]] for row in range(len(chunk)))
         return results
+
+
+class TransformersScorer(ModelLetterScorer):
+    """A saved ranker checkpoint, in-process: on the GPU in bf16 when there is one, else on the CPU in fp32."""
+
+    def __init__(self, model_dir: Path, *, batch_size: int = 8) -> None:
+        self.metadata = RankerMetadata.load(model_dir)
+        device = model_device()
+        try:
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=model_dtype(device)).to(device).eval()
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{model_dir}: cannot load the ranker checkpoint: {e}") from e
+        super().__init__(model, load_tokenizer(model_dir), self.metadata.letter_token_ids, batch_size=batch_size)

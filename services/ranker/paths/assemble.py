@@ -39,6 +39,7 @@ def assemble_user_paths(
     paths: Iterable[RelationPath],
     schema: GraphSchema,
     config: PathConfig,
+    sequence: Iterable[str] = (),
 ) -> UserPaths:
     missing = [item_id for item_id in request.candidates if item_id not in candidates]
     if missing:
@@ -67,4 +68,5 @@ def assemble_user_paths(
         history=tuple(history),
         candidates=tuple(candidates[item_id] for item_id in request.candidates),
         paths=tuple(kept),
+        sequence=tuple(sequence),
     )

@@ -53,6 +53,7 @@ class EmbeddedPathSource:
         graph = self._graph
         user = graph.find_nodes(self._dataset, USER_LABEL, [request.user_id]).get(request.user_id)
         given = given_history(request, self.config)
+        sequence: list[str] = []
         if given is not None:
             history = given
             known = graph.find_nodes(self._dataset, ITEM_LABEL, [item.item_id for item in given])
@@ -63,11 +64,13 @@ class EmbeddedPathSource:
                 graph.ratings(
                     user.id,
                     before=(cutoff.timestamp, cutoff.item_idx) if cutoff else None,
-                    limit=self.config.history_length,
+                    limit=max(self.config.history_length, self.config.sequence_length),
                 )
                 if user
                 else []
             )
+            sequence = [r.item.key for r in ratings[max(0, len(ratings) - self.config.sequence_length) :]]
+            ratings = ratings[-self.config.history_length :]
             history = [
                 HistoryItem(item_id=r.item.key, title=r.item.title or "", rating=r.rating, timestamp=r.ts)
                 for r in ratings
@@ -106,6 +109,7 @@ class EmbeddedPathSource:
             paths=paths,
             schema=self._schema,
             config=self.config,
+            sequence=sequence,
         )
 
     def _halves(self, starts: list[int], max_length: int) -> list[_Half]:

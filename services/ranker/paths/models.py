@@ -23,6 +23,10 @@ class PathConfig(_Frozen):
     # Beyond 3 the number of paths explodes through hub attributes (a genre joins most items).
     max_hops: int = Field(default=2, ge=1, le=3, description="path length bound in hops")
     max_paths_per_pair: int = Field(default=10, ge=1, le=100, description="kept per (history, candidate) pair")
+    # Serving with fusion scores the candidates with the retriever, which reads far more of the history
+    # than the prompt shows; the same round trip returns those item ids (paths still start from the last
+    # `history_length` only).
+    sequence_length: int = Field(default=0, ge=0, le=1000, description="also return the last N item ids")
 
     @property
     def left_hops(self) -> int:
@@ -133,6 +137,9 @@ class UserPaths(_Frozen):
     history: tuple[HistoryItem, ...]
     candidates: tuple[CandidateItem, ...]
     paths: tuple[RelationPath, ...]
+    # The ids of the user's last `PathConfig.sequence_length` stored items, oldest first (the retriever's
+    # input); empty unless asked for, and when the caller gave the history itself.
+    sequence: tuple[str, ...] = ()
 
     def paths_to(self, candidate: str) -> tuple[RelationPath, ...]:
         return tuple(path for path in self.paths if path.candidate == candidate)

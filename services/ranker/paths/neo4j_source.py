@@ -56,6 +56,7 @@ class _Neo4jPaths(Generic[DriverT]):
             "parameters_": {
                 "dataset": self._dataset,
                 "history_length": self.config.history_length,
+                "sequence_length": self.config.sequence_length,
                 "path_types": list(self._schema.path_types),
                 "requests": [_request_parameters(request, self.config) for request in requests],
             },
@@ -86,6 +87,7 @@ class _Neo4jPaths(Generic[DriverT]):
             ],
             schema=self._schema,
             config=self.config,
+            sequence=reversed(row["sequence"]),
         )
 
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from services.core.errors import ModelError, ModelNotFoundError
 from services.ranker.retriever.base import Popularity
+from services.ranker.retriever.ensemble import Ensemble
 from services.ranker.retriever.lru import LRURec
 from services.ranker.retriever.sasrec import SASRec
 
@@ -18,6 +19,12 @@ RETRIEVERS = ("lrurec", "sasrec", "pop")
 
 
 def build_retriever(name: str, *, num_items: int, config: dict[str, Any]) -> nn.Module:
+    if name == "ensemble":
+        members = config["members"]
+        return Ensemble(
+            [build_retriever(m["model"], num_items=num_items, config=m) for m in members],
+            [m["max_len"] for m in members],
+        )
     if name == "lrurec":
         return LRURec(num_items, dim=config["dim"], blocks=config["blocks"], dropout=config["dropout"])
     if name == "sasrec":

@@ -1,0 +1,46 @@
+"""A trained retriever at serving time: the request's candidates scored from the user's live history.
+
+Fusion (services/ranker/fusion.py) mixes these scores with the ranker's; they are the numbers the
+retriever's candidate files hold for the same history, computed here for one request at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from services.core.errors import ModelError
+from services.graph_loader.dataset import ProcessedDataset
+from services.ranker.retriever.registry import load_checkpoint
+from services.ranker.retriever.retrieve import left_pad
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class LiveRetriever:
+    def __init__(self, run: Path, dataset: ProcessedDataset) -> None:
+        self.model, saved = load_checkpoint(run / CHECKPOINT)
+        if saved.get("data_hash") != dataset.manifest.data_hash:
+            raise ModelError(
+                f"{run} was trained on another dataset or version than {dataset.name}; serve the retriever run "
+                "that was trained on this data"
+            )
+        self.max_len = int(saved["config"]["max_len"])
+        self.name = str(saved["config"]["model"])
+        self.version = hashlib.sha256((run / CHECKPOINT).read_bytes()).hexdigest()[:16]
+        self._index = {item.id: item.idx for item in dataset.items}
+
+    @torch.inference_mode()
+    def scores(self, sequence: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+        """The retriever's score of each candidate after `sequence` (item ids, oldest first).
+
+        Items the retriever never saw (none, while the catalogue is the trained one) are left out of
+        the history.
+        """
+        history = np.array([self._index[i] for i in sequence if i in self._index][-self.max_len :], dtype=np.int64)
+        logits = self.model.score_next(left_pad([history], self.max_len))[0].float()
+        return logits[[self._index[c] for c in candidates]].numpy().astype(np.float64)
