@@ -70,7 +70,8 @@ def test_the_api_rides_out_neo4j_and_redis_going_away(
         load.sent_in("neo4j down"),
         load.sent_in("neo4j recovered"),
     )
-    redis_down, redis_recovered = load.sent_in("redis down"), load.sent_in("redis recovered")
+    # A request sent just before Redis came back may meet it again: only those answered while it was down count.
+    redis_down, redis_recovered = load.within("redis down"), load.sent_in("redis recovered")
     assert everything and all(a.status == 200 for a in everything), {(a.phase, a.status) for a in everything}
     assert max(a.seconds for a in everything) < 3.5, "a request hung past the graph deadline (2 s)"
     assert normal and all(a.degraded == () for a in load.within("normal"))
