@@ -19,7 +19,9 @@ from services.ranker.candidates import CandidateSet
 from services.ranker.ranking import RankingTask
 
 TrainCandidates = Literal["random", "hard", "retrieved"]
-Ranking = Callable[[np.ndarray, int], np.ndarray]  # (history, k) -> the retriever's k best items, best first
+# (histories, k) -> the retriever's k best items for each history, best first: (len(histories), k)
+Ranking = Callable[[list[np.ndarray], int], np.ndarray]
+RETRIEVAL_BATCH = 128  # prefixes scored by the retriever in one forward pass
 
 
 @dataclass(frozen=True)
@@ -55,37 +57,42 @@ def training_examples(
     rng = np.random.default_rng(seed)
     prefixes = [(u, t) for u in range(1, sequences.users + 1) for t in range(1, len(sequences.train(u)))]
     items = len(dataset.items)
-    examples = []
-    for index in rng.permutation(len(prefixes)):
-        if len(examples) == count:
-            break
-        user, position = prefixes[index]
-        train = sequences.train(user)
-        history, target = train[:position], int(train[position])
-        if kind == "retrieved":
-            shown = set(history.tolist())
-            ranked = [int(i) for i in retriever(history, candidates + len(shown)) if int(i) not in shown]  # type: ignore[misc]
-            pool = np.array(ranked[:candidates], dtype=np.int64)
-            if target not in pool:
-                continue
-        else:
-            seen = set(sequences.items[user - 1].tolist())
-            if kind == "hard":
-                negatives = [int(i) for i in retriever(history, candidates + len(seen)) if int(i) not in seen]  # type: ignore[misc]
+    # The retriever ranks a few more than needed, so that enough are left once seen items are dropped.
+    depth = candidates + max((len(s) for s in sequences.items), default=0)
+    order = rng.permutation(len(prefixes))
+    examples: list[Example] = []
+    for start in range(0, len(order), RETRIEVAL_BATCH):
+        chunk = [prefixes[i] for i in order[start : start + RETRIEVAL_BATCH]]
+        splits = [
+            (user, sequences.train(user)[:position], int(sequences.train(user)[position])) for user, position in chunk
+        ]
+        ranked = None if kind == "random" else retriever([h for _, h, _ in splits], min(depth, items))  # type: ignore[misc]
+        for row, (user, history, target) in enumerate(splits):
+            if len(examples) == count:
+                return examples
+            if kind == "retrieved":
+                shown = set(history.tolist())
+                pool = np.array([int(i) for i in ranked[row] if int(i) not in shown][:candidates], dtype=np.int64)  # type: ignore[index]
+                if target not in pool:
+                    continue
             else:
-                negatives = []
-                while len(negatives) < candidates - 1:
-                    pick = int(rng.integers(1, items + 1))
-                    if pick not in seen and pick not in negatives:
-                        negatives.append(pick)
-            pool = np.array([target, *negatives[: candidates - 1]], dtype=np.int64)
-            rng.shuffle(pool)
-        examples.append(
-            Example(
-                task=RankingTask(user=user, user_id=dataset.user_id(user), history=history, candidates=pool),
-                target=target,
+                seen = set(sequences.items[user - 1].tolist())
+                if kind == "hard":
+                    negatives = [int(i) for i in ranked[row] if int(i) not in seen]  # type: ignore[index]
+                else:
+                    negatives = []
+                    while len(negatives) < candidates - 1:
+                        pick = int(rng.integers(1, items + 1))
+                        if pick not in seen and pick not in negatives:
+                            negatives.append(pick)
+                pool = np.array([target, *negatives[: candidates - 1]], dtype=np.int64)
+                rng.shuffle(pool)
+            examples.append(
+                Example(
+                    task=RankingTask(user=user, user_id=dataset.user_id(user), history=history, candidates=pool),
+                    target=target,
+                )
             )
-        )
     return examples
 
 

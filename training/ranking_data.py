@@ -37,9 +37,9 @@ def retriever_ranking(run: Path) -> Ranking:
     max_len = saved["config"]["max_len"]
 
     @torch.inference_mode()
-    def top_items(history: np.ndarray, k: int) -> np.ndarray:
-        scores = model.score_next(left_pad([history], max_len))[0]
-        return torch.topk(scores, k=min(k, scores.numel() - 1)).indices.numpy()
+    def top_items(histories: list[np.ndarray], k: int) -> np.ndarray:
+        scores = model.score_next(left_pad(histories, max_len))
+        return torch.topk(scores, k=min(k, scores.size(1) - 1), dim=1).indices.numpy()
 
     return top_items
 

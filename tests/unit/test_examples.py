@@ -16,9 +16,9 @@ def dataset(tmp_path_factory: pytest.TempPathFactory, ml_raw: Path) -> Processed
     return prepare_dataset("ml-latest-small", ml_raw, tmp_path_factory.mktemp("ex") / "data")
 
 
-def by_id(history: np.ndarray, k: int) -> np.ndarray:
-    """A stand-in retriever: items in id order."""
-    return np.arange(1, k + 1)
+def by_id(histories: list[np.ndarray], k: int) -> np.ndarray:
+    """A stand-in retriever: items in id order, for every history."""
+    return np.tile(np.arange(1, k + 1), (len(histories), 1))
 
 
 def test_random_candidates_are_unseen_and_shuffled(dataset: ProcessedDataset) -> None:
