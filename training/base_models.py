@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from services.core.atomic import atomic_directory
 from services.core.errors import ConfigError, ModelError, ModelNotFoundError
+from services.core.settings import Settings
 
 BASE_MANIFEST = "kgrank_base.json"
 BASE_MARKERS = (BASE_MANIFEST, "config.json")
@@ -104,7 +104,7 @@ SOURCES: dict[str, BaseModelSource] = {
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("KGRANK_CACHE_DIR") or Path.home() / ".cache" / "kgrank")
+    return Settings().cache_dir
 
 
 def base_model_dir(name: str) -> Path:

@@ -22,6 +22,15 @@ class Settings(BaseSettings):
     neo4j_database: str = "neo4j"
     neo4j_timeout_s: float = Field(default=10.0, gt=0, description="Connection and query timeout.")
 
+    # Models.
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "kgrank",
+        description="Where `kgrank base-model fetch` keeps converted base models (base-models/NAME).",
+    )
+    device: str | None = Field(
+        default=None, description="Torch device for language models (cpu, cuda, cuda:N); unset: the GPU if any."
+    )
+
     # Serving (`kgrank serve`).
     dataset_dir: Path | None = Field(default=None, description="Processed dataset folder (`kgrank data prepare`).")
     model_dir: Path | None = Field(default=None, description="Ranker checkpoint (`kgrank train ranker`).")

@@ -5,15 +5,14 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from services.core.errors import ConfigError
+from services.core.settings import Settings
 
 
-def model_device() -> torch.device:
-    wanted = os.environ.get("KGRANK_DEVICE", "").strip()
+def model_device(settings: Settings | None = None) -> torch.device:
+    wanted = ((settings or Settings()).device or "").strip()
     if not wanted:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
