@@ -7,7 +7,7 @@ import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -19,6 +19,11 @@ from services.ranker.context import RANKING_PATHS, GraphContext
 from services.ranker.ranking import Ranker, RetrieverOrder
 from training.evaluation.evaluate import evaluate as run_evaluation
 from training.evaluation.harness import ModelSpec
+
+if TYPE_CHECKING:
+    from services.ranker.llm.scorer import LetterScorer
+
+Scorers = dict[Path, tuple["LetterScorer", Any]]  # a loaded checkpoint's (memoized) scorer and tokenizer
 
 MODEL_HELP = (
     "NAME=RUN[,RUN…][@RANKER]: retriever run folders (or folders of seed-N runs) and how to re-rank their "
@@ -62,8 +67,13 @@ def evaluate(
             graph = stack.enter_context(
                 graph_context(data, dataset, neo4j_uri=neo4j_uri, embedded=embedded, config=RANKING_PATHS)
             )
+        scorers: Scorers = {}  # one loaded checkpoint per folder, shared
         specs = [
-            ModelSpec(p.name, p.runs, build_ranker(p, dataset, graph, scorer=scorer, vllm_url=vllm_url, stack=stack))
+            ModelSpec(
+                p.name,
+                p.runs,
+                build_ranker(p, dataset, graph, scorer=scorer, vllm_url=vllm_url, stack=stack, scorers=scorers),
+            )
             for p in parsed
         ]
         report = run_evaluation(
@@ -106,14 +116,18 @@ def build_ranker(
     scorer: str,
     vllm_url: str,
     stack: ExitStack,
+    scorers: Scorers | None = None,
 ) -> Ranker:
-    """The ranking pipeline a --model names, as serving would build it from the same folder."""
+    """The ranking pipeline a --model names, as serving would build it from the same folder.
+
+    `scorers` shares one loaded checkpoint (and its scores) between rankers of the same folder.
+    """
     kind, _, argument = parsed.ranker.partition(":")
     if kind == "retriever" and not argument:
         return RetrieverOrder()
     assert graph is not None, "evaluate opens the graph for every ranker but the retriever's own order"
     from services.ranker.llm.metadata import RankerMetadata
-    from services.ranker.llm.scorer import LetterScorer, TransformersScorer, load_tokenizer
+    from services.ranker.llm.scorer import MemoizedScorer, TransformersScorer, load_tokenizer
     from services.ranker.llm.vllm import VLLMScorer
     from services.ranker.pipeline import PipelineRanker, RankingPipeline
     from services.ranker.preference.scorer import PreferenceScorer
@@ -125,14 +139,18 @@ def build_ranker(
         return PipelineRanker(graph, RankingPipeline.from_preference(folder, fused=bool(fusion)))
     metadata = RankerMetadata.load(folder)
     check_trained_on(dataset, metadata.data_hash, folder)
-    letter_scorer: LetterScorer
-    if scorer == "vllm":
-        remote = VLLMScorer(vllm_url, metadata)
-        stack.callback(remote.close)
-        letter_scorer, tokenizer = remote, load_tokenizer(folder)
-    else:
-        local = TransformersScorer(folder)
-        letter_scorer, tokenizer = local, local.tokenizer
+    scorers = {} if scorers is None else scorers
+    if folder.resolve() not in scorers:
+        letter_scorer: LetterScorer
+        if scorer == "vllm":
+            remote = VLLMScorer(vllm_url, metadata)
+            stack.callback(remote.close)
+            letter_scorer, tokenizer = remote, load_tokenizer(folder)
+        else:
+            local = TransformersScorer(folder)
+            letter_scorer, tokenizer = local, local.tokenizer
+        scorers[folder.resolve()] = (MemoizedScorer(letter_scorer), tokenizer)
+    letter_scorer, tokenizer = scorers[folder.resolve()]
     pipeline = RankingPipeline.from_checkpoint(folder, scorer=letter_scorer, tokenizer=tokenizer, fused=bool(fusion))
     return PipelineRanker(graph, pipeline)
 

@@ -144,6 +144,12 @@ def _cell(summary: MetricSummary | None) -> str:
     return f"{summary.mean:.4f} ± {summary.std:.4f}" if len(summary.per_seed) > 1 else f"{summary.mean:.4f}"
 
 
+def _ranked_users(report: EvaluationReport) -> str:
+    """How many users a ranker scored, per candidate set (one figure when every model shares it)."""
+    counts = sorted({round(share * report.users) for m in report.models for share in m.retrieved_share.per_seed})
+    return ", ".join(map(str, counts)) if len(counts) <= 3 else f"{counts[0]}–{counts[-1]}"
+
+
 def markdown(report: EvaluationReport, *, plot_name: str) -> str:
     seeds = {len(m.seeds) for m in report.models}
     lines = [
@@ -154,7 +160,9 @@ def markdown(report: EvaluationReport, *, plot_name: str) -> str:
         f"{report.users} users, leave-one-out, history masked, all items ranked by the retriever; rankers "
         f"re-order its top {report.candidates}. Overall = all users (a true item outside the top "
         f"{report.candidates} is a miss). ± = standard deviation over seeds "
-        f"({', '.join(map(str, sorted(seeds)))} per model). "
+        f"({', '.join(map(str, sorted(seeds)))} per model). Rankers are run only for the users whose true item "
+        f"is in the top {report.candidates} ({_ranked_users(report)} of {report.users}); the others are misses "
+        "whatever a ranker does, so scoring them would change nothing. "
         "Took {:.0f} s, peak memory {:.0f} MB.".format(report.seconds, report.peak_rss_mb),
         "",
         "## Overall, beside the paper",

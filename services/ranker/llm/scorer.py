@@ -102,3 +102,19 @@ class TransformersScorer(ModelLetterScorer):
         except (OSError, ValueError) as e:
             raise ModelError(f"{model_dir}: cannot load the ranker checkpoint: {e}") from e
         super().__init__(model, load_tokenizer(model_dir), self.metadata.letter_token_ids, batch_size=batch_size)
+
+
+class MemoizedScorer:
+    """Scores each distinct (prompt, count) once: rankers that build the same prompts share the passes
+    (`kgrank evaluate` with `llm:DIR` and `llm+fusion:DIR` side by side)."""
+
+    def __init__(self, scorer: LetterScorer) -> None:
+        self._scorer = scorer
+        self._scores: dict[tuple[str, int], np.ndarray] = {}
+
+    def score(self, prompts: Sequence[str], counts: Sequence[int]) -> list[np.ndarray]:
+        missing = list(dict.fromkeys(key for key in zip(prompts, counts, strict=True) if key not in self._scores))
+        if missing:
+            fresh = self._scorer.score([p for p, _ in missing], [c for _, c in missing])
+            self._scores.update(zip(missing, fresh, strict=True))
+        return [self._scores[key] for key in zip(prompts, counts, strict=True)]
