@@ -44,7 +44,6 @@ from services.ranker.context import RANKING_PATHS
 from services.ranker.llm.metadata import RankerMetadata
 from services.ranker.llm.scorer import TransformersScorer, load_tokenizer
 from services.ranker.llm.vllm import AsyncVLLMScorer
-from services.ranker.paths.models import PathConfig
 from services.ranker.pipeline import RankingPipeline
 from services.ranker.retriever.live import LiveRetriever
 
@@ -65,15 +64,15 @@ def build_service(settings: Settings) -> RankingService:
             "would not match; serve the data the checkpoint was trained on"
         )
     fused = settings.fusion and metadata.fusion is not None and metadata.fusion.weight > 0
-    retriever = None
-    if fused:
-        if settings.retriever_dir is None:
-            raise ConfigError(
-                f"{settings.model_dir} fuses its scores with the retriever's (weight {metadata.fusion.weight:.2f}, "  # type: ignore[union-attr]
-                "chosen on val): give the retriever run with --retriever (KGRANK_RETRIEVER_DIR), or serve it unfused "
-                "with --no-fusion (KGRANK_FUSION=false)"
-            )
-        retriever = LiveRetriever(settings.retriever_dir, dataset)
+    if fused and settings.retriever_dir is None:
+        raise ConfigError(
+            f"{settings.model_dir} fuses its scores with the retriever's (weight {metadata.fusion.weight:.2f}, "  # type: ignore[union-attr]
+            "chosen on val): give the retriever run with --retriever (KGRANK_RETRIEVER_DIR), or serve it unfused "
+            "with --no-fusion (KGRANK_FUSION=false)"
+        )
+    # A retriever given is loaded (and checked) even when nothing fuses: it sets the history length for
+    # paths and is the fallback order when the scorer fails.
+    retriever = None if settings.retriever_dir is None else LiveRetriever(settings.retriever_dir, dataset)
     if settings.scorer == "vllm":
         remote = AsyncVLLMScorer(
             settings.vllm_url, metadata, model=settings.vllm_model, timeout_s=settings.scorer_timeout_s, retries=1
@@ -90,11 +89,8 @@ def build_service(settings: Settings) -> RankingService:
         tokenizer = local.tokenizer
     # The scorer is the batcher (serving sends prompts through it); the pipeline does every other stage.
     pipeline = RankingPipeline.from_checkpoint(settings.model_dir, scorer=None, tokenizer=tokenizer, fused=fused)
-    path_config = PathConfig(
-        history_length=metadata.prompt.history_items,
-        max_paths_per_pair=RANKING_PATHS.max_paths_per_pair,
-        sequence_length=0 if retriever is None else retriever.max_len,
-    )
+    # The paths training and evaluation exported (the prompt shows the last `history_items` of them).
+    path_config = RANKING_PATHS.model_copy(update={"sequence_length": 0 if retriever is None else retriever.max_len})
     cache: RankingCache = (
         RedisCache(settings.redis_url, ttl_s=settings.cache_ttl_s, timeout_s=settings.redis_timeout_s)
         if settings.redis_url

@@ -53,7 +53,10 @@ class RankedItemOut(BaseModel):
         description="what orders the ranking: the ranker's score, or the fused one (model.fusion_weight)"
     )
     ranker_score: float = Field(description="the LLM's letter log-probability, or the preference module's score")
-    retriever_score: float | None = Field(default=None, description="the retriever's score, when fused")
+    retriever_score: float | None = Field(
+        default=None,
+        description="the retriever's score, when serving has the retriever (it fuses, or orders the fallback)",
+    )
     rank: int
     explanations: list[ExplanationOut]
 
@@ -86,6 +89,7 @@ class RankResponse(BaseModel):
     history_length: int
     ranking: list[RankedItemOut]
     model: ModelInfo
+    prompt_tokens: int = Field(description="tokens of the prompt the LLM read (or would have, when it was out)")
     cached: bool
     degraded: list[DegradedReason]
     timings_ms: dict[str, float]

@@ -44,7 +44,7 @@ from services.api.models import (
 from services.core.errors import GraphError, RequestError, ScorerError, UnknownItemsError
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.sequences import UserSequences, user_sequences
-from services.ranker.context import DatasetContext
+from services.ranker.context import RANKING_PATHS, DatasetContext
 from services.ranker.llm.metadata import RankerMetadata
 from services.ranker.paths.models import PathRequest, RelationPath, UserPaths
 from services.ranker.paths.render import path_cypher, path_text
@@ -119,8 +119,9 @@ class RankingService:
         self.pipeline = pipeline
         self.fallback = pipeline.fallback()
         self.metadata = metadata
-        self.retriever = retriever if pipeline.fusion is not None else None
-        # Everything a cached answer depends on from the models: the checkpoint, and the retriever it fuses.
+        self.retriever = retriever
+        # Everything a cached answer depends on from the models: the checkpoint, and the retriever (it fuses,
+        # or orders the fallback).
         self.version = pipeline.version + ("" if self.retriever is None else f"+{self.retriever.version}")
         self.graph = graph
         self.cache = cache
@@ -183,6 +184,7 @@ class RankingService:
             history_length=len(paths.history),
             ranking=[self._item_out(paths, item) for item in ranked[: request.top_k]],
             model=self._model_info(ranked_by),
+            prompt_tokens=prompt.tokens,
             cached=False,
             degraded=degraded,
             timings_ms=timer.finish(),
@@ -283,13 +285,14 @@ class RankingService:
             (scores,) = self.fallback.model_scores([item], None)
             return self.fallback.finish(item, chosen, prompt, scores), "preference module"
         if item.retriever_scores is not None:
-            return ordered_by(item.retriever_scores, chosen=chosen, prompt=prompt), "retriever"
+            scores = item.retriever_scores
+            return ordered_by(scores, chosen=chosen, prompt=prompt, retriever_scores=scores), "retriever"
         return ordered_by(np.zeros(len(item.paths.candidates)), chosen=chosen, prompt=prompt), "request order"
 
     def _offline_paths(self, request: RankRequest) -> UserPaths:
         """History from the processed dataset (live interactions unknown) and no paths."""
         if self._offline is None:
-            history_length = self.metadata.prompt.history_items
+            history_length = RANKING_PATHS.history_length  # as the graph would return it
             self._offline = (DatasetContext(self.dataset, history_length=history_length), user_sequences(self.dataset))
         context, sequences = self._offline
         user = self._users.get(request.user_id)

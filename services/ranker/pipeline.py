@@ -31,6 +31,7 @@ from services.ranker.context import TaskContext
 from services.ranker.fusion import FusionChoice, fuse
 from services.ranker.llm.metadata import METADATA_FILE, RankerMetadata
 from services.ranker.llm.scorer import LetterScorer
+from services.ranker.llm.tokenizer import answer_token_ids
 from services.ranker.paths.models import CandidateItem, RelationPath, UserPaths
 from services.ranker.preference.scorer import PREFERENCE_FILE, PreferenceScorer
 from services.ranker.preference.select import NoPaths, PathSelector, ShortestPaths, selector_for
@@ -55,7 +56,7 @@ class Ranking:
     model_scores: np.ndarray  # letter log-probabilities, or the preference module's candidate scores
     scores: np.ndarray  # what orders the candidates: model_scores, fused with the retriever's when fusing
     order: np.ndarray  # candidate positions, best first
-    retriever_scores: np.ndarray | None = None  # what was fused in, when fusing
+    retriever_scores: np.ndarray | None = None  # the retriever's, when it ran (fused in, or just reported)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class RankedCandidate:
     item: CandidateItem
     score: float  # what ordered it
     ranker_score: float  # the LLM's or the preference module's own score
-    retriever_score: float | None  # when fused
+    retriever_score: float | None  # when the retriever ran
     rank: int  # 1 = best
     explanations: tuple[Explanation, ...]
 
@@ -124,6 +125,11 @@ class RankingPipeline:
     ) -> RankingPipeline:
         """A trained LLM ranker; `fused` mixes in the retriever at the weight saved with it."""
         metadata = RankerMetadata.load(model_dir)
+        if answer_token_ids(tokenizer) != metadata.letter_token_ids:  # type: ignore[arg-type]
+            raise ModelError(
+                f"{model_dir}: its tokenizer encodes the answer letters as other token ids than the model was "
+                "trained to produce (kgrank_ranker.json); the checkpoint's files do not belong together"
+            )
         preference_file = model_dir / PREFERENCE_FILE
         module = PreferenceScorer.load(preference_file) if preference_file.is_file() else None
         if metadata.path_strategy in PREFERENCE_STRATEGIES and module is None:
@@ -144,10 +150,11 @@ class RankingPipeline:
         """The preference module alone: candidates by their pooled path scores."""
         module = PreferenceScorer.load(path)
         choice = module.meta.get("fusion")
+        strategy: PathStrategy = "preference" if module.meta.get("trained") else "untrained-preference"
         return cls(
             ranked_by="preference module",
-            strategy="preference" if module.meta.get("trained") else "untrained-preference",
-            selector=selector_for("preference" if module.meta.get("trained") else "untrained-preference", module),
+            strategy=strategy,
+            selector=selector_for(strategy, module),
             preference=module,
             fusion=_fusion(None if choice is None else FusionChoice.model_validate(choice), path) if fused else None,
             version=_digest([path / PREFERENCE_FILE if path.is_dir() else path], fused=fused),
@@ -199,17 +206,18 @@ class RankingPipeline:
     def finish(
         self, item: RankingInput, chosen: list[ScoredPath], prompt: Prompt | None, model_scores: np.ndarray
     ) -> Ranking:
-        """Fusion (when fusing) and the order: best first, ties keep the given order."""
+        """Fusion (when fusing) and the order: best first, ties keep the given order. The retriever's scores,
+        when given, are carried along for the answer either way."""
         scores = np.asarray(model_scores, dtype=np.float64)
+        retriever = None if item.retriever_scores is None else np.asarray(item.retriever_scores, dtype=np.float64)
         if self.fusion is not None:
-            if item.retriever_scores is None:
+            if retriever is None:
                 raise ModelError("this ranking fuses the retriever's scores, but none were given")
-            retriever = np.asarray(item.retriever_scores, dtype=np.float64)
             fused = fuse(scores, retriever, self.fusion.weight)
             return ordered_by(
                 fused, chosen=chosen, prompt=prompt, model_scores=model_scores, retriever_scores=retriever
             )
-        return ordered_by(scores, chosen=chosen, prompt=prompt)
+        return ordered_by(scores, chosen=chosen, prompt=prompt, retriever_scores=retriever)
 
     def rank(self, inputs: Sequence[RankingInput]) -> list[Ranking]:
         chosen = self.choose(inputs)

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from kgrank.evaluate_cli import ParsedModel, build_ranker
 from services.api.app import build_service, create_app
+from services.core.errors import ModelError
 from services.graph_loader.embedded import EmbeddedGraph
 from services.graph_loader.loader import load_graph
 from services.ranker.context import RANKING_PATHS, GraphContext
@@ -47,6 +48,9 @@ def parity(served: Served, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     shutil.copytree(served.bundle.ranker, model)
     metadata = json.loads((model / METADATA_FILE).read_text())
     metadata["fusion"]["weight"] = FUSION_WEIGHT
+    # A prompt shorter than the paths' history: the preference module must still see the history both
+    # sides exported, and the prompt show the same last items.
+    metadata["prompt"]["history_items"] = 12
     (model / METADATA_FILE).write_text(json.dumps(metadata))
     return work / "train.sqlite", retriever, model
 
@@ -114,3 +118,42 @@ def test_evaluation_and_serving_build_the_same_prompts_and_scores(
             assert np.allclose([by_item[c]["retriever_score"] for c in candidates], ranking.retriever_scores, atol=1e-4)
             assert np.allclose([by_item[c]["score"] for c in candidates], ranking.scores, atol=1e-4)
             assert [entry["item_id"] for entry in body["ranking"]] == [candidates[i] for i in ranking.order]
+
+
+def test_a_fused_ranking_without_a_preference_module_falls_back_to_the_retriever_order(
+    served: Served, parity: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    graph_path, retriever, fused = parity
+    model = tmp_path / "no-module"
+    shutil.copytree(fused, model)
+    (model / "preference.pt").unlink()
+    metadata = json.loads((model / METADATA_FILE).read_text())
+    metadata["path_strategy"] = "none"
+    (model / METADATA_FILE).write_text(json.dumps(metadata))
+    settings = served.settings(
+        model_dir=model,
+        retriever_dir=retriever,
+        graph_path=graph_path,
+        scorer="vllm",
+        vllm_url="http://127.0.0.1:9",
+        scorer_timeout_s=5,
+    )
+    user = served.dataset.user_id(4)
+    candidates = [item.id for item in served.dataset.items[:12]]
+    with TestClient(create_app(settings, service=build_service(settings))) as client:
+        body = client.post("/rank", json={"user_id": user, "candidates": candidates}).json()
+    assert body["degraded"] == ["scorer"] and body["model"]["ranked_by"] == "retriever"
+    scores = [item["score"] for item in body["ranking"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(item["score"] == item["retriever_score"] for item in body["ranking"])
+
+
+def test_a_checkpoint_whose_tokenizer_does_not_match_its_letter_ids_is_refused(served: Served, tmp_path: Path) -> None:
+    model = tmp_path / "ranker"
+    shutil.copytree(served.bundle.ranker, model)
+    metadata = json.loads((model / METADATA_FILE).read_text())
+    ids = metadata["letter_token_ids"]
+    metadata["letter_token_ids"] = [ids[1], ids[0], *ids[2:]]
+    (model / METADATA_FILE).write_text(json.dumps(metadata))
+    with pytest.raises(ModelError, match="other token ids than the model was trained to produce"):
+        build_service(served.settings(model_dir=model))

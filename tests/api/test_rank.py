@@ -30,6 +30,7 @@ def test_rank_orders_every_candidate_and_explains_with_graph_paths(served: Serve
     assert body["model"]["graph_version"] == served.dataset.manifest.data_hash
     assert body["degraded"] == [] and body["cached"] is False
     assert {"cache", "graph", "paths", "prompt", "score", "total"} <= set(body["timings_ms"])
+    assert 100 < body["prompt_tokens"] <= 600  # the checkpoint's budget
 
     explained = [item for item in ranking if item["explanations"]]
     assert explained, "a user with 20 history items has paths to some candidate"
