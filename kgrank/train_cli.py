@@ -124,20 +124,26 @@ def bundle(
     data: DataDir,
     out: Annotated[Path, typer.Option(help="Folder for retriever/, preference/ and ranker/ (what `serve` loads).")],
     train_examples: Annotated[int, typer.Option(min=50, help="Training prefixes for the ranking models.")] = 600,
+    base_model: Annotated[
+        str, typer.Option(help="The LLM ranker's base: tiny, smollm2, gemma3 (fetched) or a checkpoint folder.")
+    ] = "tiny",
     neo4j_uri: Neo4jUri = None,
     embedded: EmbeddedPath = None,
 ) -> None:
-    """Retriever, preference module and tiny LLM ranker in one go, with the demo's quick settings."""
+    """Retriever, preference module and LLM ranker in one go, with quick settings (the demo's for tiny)."""
     from services.core.atomic import check_replaceable
     from services.ranker.context import RANKING_PATHS
     from training.bundle import BUNDLE_MARKERS, quick_config, train_bundle
+    from training.ranker import check_base_model
 
     dataset = ProcessedDataset.load(data)
     check_replaceable(out, markers=BUNDLE_MARKERS)
+    check_base_model(base_model)
+    config = quick_config(train_examples, base_model=base_model)
     with path_source(data, dataset, neo4j_uri=neo4j_uri, embedded=embedded, config=RANKING_PATHS) as source:
-        result = train_bundle(dataset, source, quick_config(train_examples), out, cache_dir=data / "cache")
+        result = train_bundle(dataset, source, config, out, cache_dir=data / "cache")
     typer.echo(
         f"val N@10: preference module {result.preference_val_ndcg10:.4f} (untrained "
-        f"{result.preference_untrained_val_ndcg10:.4f}), tiny LLM ranker {result.ranker_val_ndcg10:.4f}; "
+        f"{result.preference_untrained_val_ndcg10:.4f}), {base_model} LLM ranker {result.ranker_val_ndcg10:.4f}; "
         f"serve it: kgrank serve --data {data} --model {result.ranker} --retriever {result.retriever}"
     )

@@ -23,8 +23,9 @@ TrainExamples = Annotated[int, typer.Option(min=1, help="Training prefixes sampl
 TrainCandidatesOption = Annotated[
     Literal["random", "hard", "retrieved"],
     typer.Option(
-        help="random: next item + 19 random negatives, shuffled (the paper); hard: + the retriever's 19 best "
-        "guesses, shuffled; retrieved: the retriever's top 20 in its order, as evaluation sees them."
+        help="retrieved (default): the retriever's top 20 in its order, as evaluation and serving hand them over "
+        "(LlamaRec's recipe); random: next item + 19 random negatives, shuffled (the LKG-RAG paper's); hard: + the "
+        "retriever's 19 best guesses, shuffled."
     ),
 ]
 
@@ -60,7 +61,7 @@ def preference(
     retriever: Retriever,
     out: Annotated[Path, typer.Option(help="Folder for preference.pt.")],
     train_examples: TrainExamples = 4000,
-    train_candidates: TrainCandidatesOption = "random",
+    train_candidates: TrainCandidatesOption = "retrieved",
     seed: Annotated[int, typer.Option()] = 0,
     max_epochs: Annotated[int, typer.Option(min=1)] = PreferenceConfig.max_epochs,
     untrained: Annotated[bool, typer.Option(help="Save the seeded initial module untrained (paper ablation).")] = False,
@@ -129,12 +130,19 @@ def ranker(
         typer.Option("--preference", help="Preference module folder (for the preference strategies)."),
     ] = None,
     train_examples: TrainExamples = 3000,
-    train_candidates: TrainCandidatesOption = "random",
+    train_candidates: TrainCandidatesOption = "retrieved",
     seed: Annotated[int, typer.Option()] = 0,
     epochs: Annotated[int | None, typer.Option(min=1, help="Default: 1 with LoRA, 3 for tiny.")] = None,
     lr: Annotated[float | None, typer.Option(min=0.0, help="Default: 1e-4 with LoRA, 1e-3 for tiny.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     budget_tokens: Annotated[int | None, typer.Option(min=64, help="Default: 2286, 1024 for tiny.")] = None,
+    history_items: Annotated[
+        int,
+        typer.Option(min=1, max=RANKING_PATHS.history_length, help="History items a prompt shows (the last N)."),
+    ] = RANKING_PATHS.history_length,
+    warmup_steps: Annotated[
+        int | None, typer.Option(min=1, help="Default: 100 (the paper's), at most a tenth of the run.")
+    ] = None,
     lora: Annotated[bool | None, typer.Option(help="Default: LoRA for a checkpoint, full for tiny.")] = None,
     load_in_4bit: Annotated[bool, typer.Option(help="QLoRA (needs a GPU and bitsandbytes).")] = False,
     eval_every: Annotated[int, typer.Option(min=1, help="Steps between validations.")] = 100,
@@ -174,6 +182,8 @@ def ranker(
         path_strategy=paths,
         seed=seed,
         budget_tokens=budget_tokens,
+        history_items=history_items,
+        warmup_steps=warmup_steps,
         lora=lora,
         load_in_4bit=load_in_4bit,
         lr=lr,

@@ -274,3 +274,17 @@ def test_cli_evaluates_every_kind_of_ranker(
     assert_one_error(
         kgrank("evaluate", "--data", data, "--out", out, "--model", f"x={pop}@llm:{pop}"), "no kgrank_ranker.json"
     )
+
+
+def test_a_module_that_learns_nothing_is_recorded_as_not_beating_its_untrained_start(stage: Stage) -> None:
+    out = stage.work / "pref-frozen"
+    result = train_preference(
+        stage.dataset,
+        PreferenceConfig(lr=0.0, weight_decay=0.0, max_epochs=2, patience=2),
+        train=stage.data.train,
+        val=stage.data.val,
+        out=out,
+        progress=False,
+    )
+    assert result.best_val_ndcg10 == pytest.approx(result.untrained_val_ndcg10)
+    assert not result.beats_untrained and PreferenceScorer.load(out).meta["beats_untrained"] is False
