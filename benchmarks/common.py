@@ -94,3 +94,20 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def matmul_flops(size: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a (size × size) @ (size × size) fp32 product on this machine, best of `repeats`: the rate a
+    language model's forward pass (matrix products, 2 FLOPs per weight and token) can at best run at."""
+    import time
+
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.matmul(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best

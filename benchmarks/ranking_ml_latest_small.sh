@@ -19,16 +19,18 @@ models=$work/models
 examples=${TRAIN_EXAMPLES:-3000}
 kgrank=.venv/bin/kgrank
 common=(--data "$data" --retriever "$runs/seed-0" --train-examples "$examples")
+paper=(--train-candidates random)
 
 $kgrank graph load --data "$data" --split train
-$kgrank train preference "${common[@]}" --out "$models/preference"
-$kgrank train preference "${common[@]}" --out "$models/preference-untrained" --untrained
+$kgrank train preference "${common[@]}" "${paper[@]}" --out "$models/preference"
+$kgrank train preference "${common[@]}" "${paper[@]}" --out "$models/preference-untrained" --untrained
 $kgrank train preference "${common[@]}" --out "$models/preference-retrieved" --train-candidates retrieved
 for paths in none shortest preference untrained-preference; do
   module=()
   [[ $paths == preference ]] && module=(--preference "$models/preference")
   [[ $paths == untrained-preference ]] && module=(--preference "$models/preference-untrained")
-  $kgrank train ranker "${common[@]}" --out "$models/llm-$paths" --base-model tiny --paths "$paths" "${module[@]}"
+  $kgrank train ranker "${common[@]}" "${paper[@]}" --out "$models/llm-$paths" --base-model tiny --paths "$paths" \
+    "${module[@]}"
 done
 $kgrank train ranker "${common[@]}" --out "$models/llm-none-retrieved" --base-model tiny --paths none \
   --train-candidates retrieved

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import RESULTS, markdown_table
+from benchmarks.common import RESULTS, markdown_table, matmul_flops
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.sequences import user_sequences
@@ -39,18 +39,6 @@ from training.examples import validation_examples
 PROMPTS = 40
 LETTER_LIST_TOKENS = 40
 CANDIDATES_MARK = "Candidate pool: "
-
-
-def matmul_flops(size: int = 2048, repeats: int = 10) -> float:
-    """FLOP/s of a (size × size) @ (size × size) fp32 product on this machine, best of `repeats`."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.matmul(a, b)  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best
 
 
 def main() -> None:

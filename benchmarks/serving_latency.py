@@ -1,14 +1,15 @@
 """POST /rank latency over real HTTP: cache misses and hits, per stage, on the embedded graph and on Neo4j.
 
     .venv/bin/python -m benchmarks.serving_latency --data DATA --model MODEL_DIR --retriever RUN \
-        [--neo4j] [--redis-url URL] [--users 100]
-Writes benchmarks/results/ml-latest-small/serving_latency.{json,md}.
+        [--neo4j] [--redis-url URL] [--users 100] [--name NAME]
+Writes benchmarks/results/ml-latest-small/serving_latency[-NAME].{json,md}.
 
 One client sends requests one after another (latency, not throughput; the load test is separate):
 for each of USERS test users, the retriever's top 20 once (a miss: graph, paths, prompt, one forward
 pass) and then again (a hit). Graphs: the embedded file at DATA/graph.sqlite and, with --neo4j, the
 same data loaded into the Neo4j of KGRANK_NEO4J_* (loaded here, split "all" as in serving).
-Caches: in-process, and Redis with --redis-url.
+Caches: in-process, and Redis with --redis-url. The scoring stage is set beside its compute bound:
+2 × the model's parameters × the prompt's tokens ÷ this machine's matmul FLOP/s, measured in the same run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ from benchmarks.common import (
     command_line,
     environment,
     markdown_table,
+    matmul_flops,
     percentiles,
     served_model_arguments,
     write_results,
@@ -41,7 +44,7 @@ from services.graph_loader.neo4j_connection import open_driver
 from services.graph_loader.neo4j_writer import Neo4jGraphWriter
 from services.ranker.candidates import CandidateSet
 
-STAGES = ("cache", "graph", "paths", "prompt", "score")
+STAGES = ("cache", "graph", "retriever", "paths", "prompt", "score")
 
 
 def requests_for(dataset: ProcessedDataset, retriever: Path, users: int) -> list[dict[str, Any]]:
@@ -72,7 +75,7 @@ def measure(settings: Settings, requests: list[dict[str, Any]]) -> dict[str, Any
                 body = response.json()
                 if body["cached"] != (kind == "hit") or body["degraded"]:
                     raise SystemExit(f"unexpected answer for a {kind}: cached={body['cached']} {body['degraded']}")
-                samples[kind].append((elapsed_ms, body["timings_ms"]))
+                samples[kind].append((elapsed_ms, body["timings_ms"] | {"prompt_tokens": body["prompt_tokens"]}))
         gc.unfreeze()
     return {kind: _summary(kind_samples) for kind, kind_samples in samples.items()}
 
@@ -80,6 +83,7 @@ def measure(settings: Settings, requests: list[dict[str, Any]]) -> dict[str, Any
 def _summary(samples: list[tuple[float, dict[str, float]]]) -> dict[str, Any]:
     timings = [t for _, t in samples]
     return {
+        "prompt_tokens_p50": statistics.median(t["prompt_tokens"] for t in timings),
         "client_ms": percentiles([elapsed for elapsed, _ in samples]),
         "total_ms": percentiles([t["total"] for t in timings]),
         "stage_p50_ms": {
@@ -95,6 +99,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path(".kgrank/bench-serving"))
     parser.add_argument("--neo4j", action="store_true", help="also measure on Neo4j (KGRANK_NEO4J_*)")
     parser.add_argument("--redis-url", help="also measure with the Redis cache (a scratch database: it is flushed)")
+    parser.add_argument("--name", default="", help="suffix of the result files, e.g. smollm2")
     args = parser.parse_args()
 
     dataset = ProcessedDataset.load(args.data)
@@ -134,12 +139,21 @@ def main() -> None:
     for name, settings in setups.items():
         print(f"measuring: {name}", flush=True)
         results[name] = measure(settings, requests)
+    flops = matmul_flops()
+    parameters = parameter_count(args.model)
+    for result in results.values():
+        tokens = result["miss"]["prompt_tokens_p50"]
+        bound_ms = 2 * parameters * tokens / flops * 1000
+        result["miss"]["score_compute_bound_ms"] = round(bound_ms, 2)
+        result["miss"]["score_over_bound"] = round(result["miss"]["stage_p50_ms"]["score"] / bound_ms, 2)
     payload = {
         "command": command_line("benchmarks.serving_latency", args),
         "environment": environment(neo4j_version),
         "requests_per_setup": {"miss": len(requests), "hit": len(requests)},
         "candidates_per_request": 20,
         "model": json.loads((args.model / "kgrank_ranker.json").read_text())["base_model"],
+        "parameters": parameters,
+        "matmul_gflops": round(flops / 1e9, 1),
         "targets_ms": {"hit_p50": 3, "miss_p50": 100},
         "results": results,
     }
@@ -157,9 +171,36 @@ def main() -> None:
         "p50/p95/p99 are the server's own `timings_ms.total` (handler in to response built); client p50 adds "
         "HTTP, JSON and the client itself.\n\n"
         + markdown_table(["setup", "request", "p50 ms", "p95 ms", "p99 ms", "client p50 ms", "stage p50 ms"], rows)
+        + "\n\nScoring against the compute bound (misses; 2 × "
+        + f"{parameters:,} parameters × the median prompt's tokens ÷ {flops / 1e9:.0f} GFLOP/s, this run):\n\n"
+        + markdown_table(
+            ["setup", "prompt tokens p50", "score p50 ms", "bound ms", "score / bound"],
+            [
+                [
+                    name,
+                    r["miss"]["prompt_tokens_p50"],
+                    r["miss"]["stage_p50_ms"]["score"],
+                    r["miss"]["score_compute_bound_ms"],
+                    r["miss"]["score_over_bound"],
+                ]
+                for name, r in results.items()
+            ],
+        )
         + "\n"
     )
-    write_results("ml-latest-small/serving_latency", payload, markdown)
+    write_results("ml-latest-small/serving_latency" + (f"-{args.name}" if args.name else ""), payload, markdown)
+
+
+def parameter_count(model_dir: Path) -> int:
+    """Parameters of the served checkpoint, counted from its safetensors headers (no weights loaded)."""
+    from safetensors import safe_open
+
+    total = 0
+    for file in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(file, framework="pt") as weights:
+            for name in weights.keys():  # noqa: SIM118 - safe_open has keys(), not iteration
+                total += math.prod(weights.get_slice(name).get_shape())
+    return total
 
 
 if __name__ == "__main__":
