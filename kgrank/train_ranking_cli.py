@@ -207,8 +207,12 @@ def ranker(
         if result.fusion_weight is None
         else f"; fused with the retriever at weight {result.fusion_weight:.2f}: val N@10 {result.fused_val_ndcg10:.4f}"
     )
+    stopped = (
+        f" (--max-minutes stopped it; {result.planned_steps} planned)" if result.steps < result.planned_steps else ""
+    )
     typer.echo(
-        f"ranker ({paths}): val N@10 {result.best_val_ndcg10:.4f} at step {result.best_step} of {result.steps}{fused} "
+        f"ranker ({paths}): val N@10 {result.best_val_ndcg10:.4f} at step {result.best_step} of {result.steps}"
+        f"{stopped}{fused} "
         f"({len(loaded.train[0])} training examples, {result.seconds / 60:.1f} min; saved scores match within "
         f"{result.reload_max_abs_difference:.1e}) -> {out}"
     )

@@ -60,6 +60,7 @@ class RankerResult:
     best_step: int
     best_val_ndcg10: float
     steps: int
+    planned_steps: int  # more than `steps` when --max-minutes stopped the run
     seconds: float
     reload_max_abs_difference: float
     history: list[dict[str, float]]
@@ -316,6 +317,7 @@ def train_ranker(
                 "train_examples": len(train_prompts),
                 "val_examples": len(val_prompts),
                 "steps": step,
+                "planned_steps": total,
                 "best_step": best_step,
                 "best_val_N@10": best,
                 "lora": str(config.lora),
@@ -323,6 +325,7 @@ def train_ranker(
                 "seconds": round(time.perf_counter() - started, 1),
             },
             fusion=fusion,
+            val_curve=[(int(h["step"]), h["val_N@10"]) for h in history],
         )
         metadata.save(staging)
         difference = 0.0
@@ -338,6 +341,7 @@ def train_ranker(
         best_step,
         best,
         step,
+        total,
         round(time.perf_counter() - started, 1),
         difference,
         history,

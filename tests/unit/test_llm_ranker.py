@@ -160,6 +160,9 @@ def test_tiny_ranker_trains_saves_and_scores_the_ids_it_trained_on(
     scorer = TransformersScorer(out)
     metadata = RankerMetadata.load(out)
     assert metadata.letter_token_ids == answer_token_ids(scorer.tokenizer)
+    assert result.planned_steps == result.steps  # no --max-minutes: the whole epoch ran
+    steps, scores = zip(*metadata.val_curve, strict=True)
+    assert steps[0] == 0 and steps[-1] == result.steps and max(scores) == result.best_val_ndcg10
     ranker = PipelineRanker(
         stage.graph, RankingPipeline.from_checkpoint(out, scorer=scorer, tokenizer=scorer.tokenizer, fused=False)
     )

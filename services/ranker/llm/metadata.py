@@ -31,6 +31,7 @@ class RankerMetadata(BaseModel):
     prompt: PromptConfig
     kgrank_version: str
     training: dict[str, float | int | str] = Field(default_factory=dict)
+    val_curve: list[tuple[int, float]] = Field(default_factory=list)  # (step, val N@10) at each validation
     fusion: FusionChoice | None = None  # the retriever weight chosen on val (None: never fused)
 
     def save(self, model_dir: Path) -> None:
