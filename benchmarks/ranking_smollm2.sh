@@ -4,7 +4,9 @@
 # split, re-ranking the top 20 of the ensemble of the retriever runs of benchmarks/retrievers_ml_latest_small.sh
 # (run that first). Every choice below was made on val; test is read once, by the last command.
 #
-#   benchmarks/ranking_smollm2.sh          (about 5 hours on 2 cores; TRAIN_MINUTES caps each LLM training)
+#   TRAIN_MINUTES=15 benchmarks/ranking_smollm2.sh   (the committed results: about 2 hours on 2 cores)
+#   benchmarks/ranking_smollm2.sh                    (each LLM trains its full epoch: about 4 hours, estimated)
+# TRAIN_MINUTES caps each LLM training (`train ranker --max-minutes`); the best val step so far is kept.
 #
 # Rows: retriever order (the ensemble) | preference module, trained and untrained |
 #   SmolLM2: no relations (LlamaRec) | shortest paths | untrained preference (the paper's code) | trained preference

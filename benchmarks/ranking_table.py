@@ -60,6 +60,8 @@ def training_record(kind: str, folder: Path | None) -> dict[str, Any]:
         "history_items": metadata.prompt.history_items,
         "train_examples": training.get("train_examples"),
         "steps": training.get("steps"),
+        "planned_steps": training.get("planned_steps"),  # absent in checkpoints older than the field
+        "val_curve": metadata.val_curve,
         "best_step": training.get("best_step"),
         "val_N@10": training.get("best_val_N@10"),
         "minutes": round(float(training.get("seconds", 0)) / 60, 1),
@@ -123,10 +125,16 @@ def _trained(row: dict[str, Any]) -> str:
     if "steps" in record:
         return (
             f"{record['model']}, {record['train_examples']} examples, {record['budget_tokens']} tokens, "
-            f"{record['history_items']} history items; best step {record['best_step']} of {record['steps']}, "
+            f"{record['history_items']} history items; best step {record['best_step']} of {record['steps']}"
+            f"{_planned(record)}, "
             f"{record['minutes']} min ({record['device']})"
         )
     return f"{record['model']}, {record['train_examples'] or 0} examples"
+
+
+def _planned(record: dict[str, Any]) -> str:
+    planned = record.get("planned_steps")
+    return f" ({planned} planned, stopped by --max-minutes)" if planned and planned > record["steps"] else ""
 
 
 def _val(row: dict[str, Any]) -> str:
@@ -181,7 +189,7 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [row for row in payload["rows"] if row["test"]["vs_baseline_N@10"]]
-    figure, axis = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2), constrained_layout=True)
+    figure, axis = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5), constrained_layout=True)
     for position, row in enumerate(reversed(rows)):
         paired = row["test"]["vs_baseline_N@10"]
         color = (
@@ -199,7 +207,8 @@ def plot(payload: dict[str, Any], path: Path) -> None:
         )
     axis.axvline(0, color="black", linewidth=0.8)
     axis.set_yticks(range(len(rows)), [row["name"] for row in reversed(rows)], fontsize=8)
-    axis.set_xlabel(f"test N@10 minus {payload['baseline']} (95% interval; green: better, red: worse, p < 0.05)")
+    axis.set_xlabel(f"test N@10 minus {payload['baseline']}\n95% interval; green: better, red: worse (p < 0.05)")
+    axis.set_title("squares: ranker alone, circles: fused with the retriever (weight chosen on val)", fontsize=8)
     axis.grid(axis="x", alpha=0.3)
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -16,5 +16,7 @@ $kgrank train retriever --data "$work/data" --model lrurec --seeds 0,1,2 --out "
 $kgrank train retriever --data "$work/data" --model sasrec --seeds 0,1,2 --out "$work/runs/sasrec" \
   --dropout "${SASREC_DROPOUT:-0.2}" --weight-decay "${SASREC_WEIGHT_DECAY:-0.01}"
 $kgrank train retriever --data "$work/data" --model pop --out "$work/runs/pop"
+$kgrank train ensemble --data "$work/data" --runs "$work/runs/lrurec,$work/runs/sasrec" --out "$work/runs/ensemble"
 $kgrank evaluate --data "$work/data" --split test --out benchmarks/results/ml-latest-small/retrievers \
-  --model "lrurec=$work/runs/lrurec" --model "sasrec=$work/runs/sasrec" --model "pop=$work/runs/pop"
+  --model "lrurec=$work/runs/lrurec" --model "sasrec=$work/runs/sasrec" --model "pop=$work/runs/pop" \
+  --model "ensemble (lrurec + sasrec, 6 runs)=$work/runs/ensemble"
