@@ -4,13 +4,14 @@
 # split, re-ranking the top 20 of the ensemble of the retriever runs of benchmarks/retrievers_ml_latest_small.sh
 # (run that first). Every choice below was made on val; test is read once, by the last command.
 #
-#   TRAIN_MINUTES=15 benchmarks/ranking_smollm2.sh   (the committed results: about 2 hours on 2 cores)
+#   TRAIN_MINUTES=15 GEMMA_MINUTES=30 benchmarks/ranking_smollm2.sh   (the committed results: about 2.5 hours on 2 cores)
 #   benchmarks/ranking_smollm2.sh                    (each LLM trains its full epoch: about 4 hours, estimated)
 # TRAIN_MINUTES caps each LLM training (`train ranker --max-minutes`); the best val step so far is kept.
 #
 # Rows: retriever order (the ensemble) | preference module, trained and untrained |
 #   SmolLM2: no relations (LlamaRec) | shortest paths | untrained preference (the paper's code) | trained preference
-#   | the tiny from-scratch model, no relations (for comparison) — every ranker also fused with the retriever.
+#   | Gemma 3 270M, no relations | the tiny from-scratch model, no relations (for comparison) — every ranker
+#   also fused with the retriever.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${KGRANK_WORK_DIR:-.kgrank/results/ml-latest-small}
@@ -44,8 +45,9 @@ common=(--data "$data" --retriever "$ensemble")
 [[ -f $models/preference-untrained/preference.pt ]] ||
   $kgrank train preference "${common[@]}" --untrained --out "$models/preference-untrained" 2>&1 | tee "$log/preference-untrained.log"
 
-llm=(--base-model smollm2 --train-examples "$EXAMPLES" --train-candidates "$CANDIDATES" --history-items "$HISTORY"
-     --budget-tokens "$BUDGET" --lr "$LR" --eval-every "$EVAL_EVERY" --max-minutes "$TRAIN_MINUTES")
+recipe=(--train-examples "$EXAMPLES" --train-candidates "$CANDIDATES" --history-items "$HISTORY"
+        --budget-tokens "$BUDGET" --lr "$LR" --eval-every "$EVAL_EVERY" --max-minutes "$TRAIN_MINUTES")
+llm=(--base-model smollm2 "${recipe[@]}")
 for paths in none shortest untrained-preference preference; do
   module=()
   [[ $paths == preference ]] && module=(--preference "$models/preference")
@@ -54,6 +56,11 @@ for paths in none shortest untrained-preference preference; do
     $kgrank train ranker "${common[@]}" "${llm[@]}" --paths "$paths" "${module[@]}" --out "$models/smollm2-$paths" \
       2>&1 | tee "$log/smollm2-$paths.log"
 done
+# The second real model, same recipe (GEMMA_MINUTES caps it: about twice SmolLM2's cost per step).
+$kgrank base-model fetch gemma3
+[[ -f $models/gemma3-none/kgrank_ranker.json ]] ||
+  $kgrank train ranker "${common[@]}" --base-model gemma3 "${recipe[@]}" --max-minutes "${GEMMA_MINUTES:-$TRAIN_MINUTES}" \
+    --paths none --out "$models/gemma3-none" 2>&1 | tee "$log/gemma3-none.log"
 [[ -f $models/tiny-none/kgrank_ranker.json ]] ||
   $kgrank train ranker "${common[@]}" --base-model tiny --paths none --train-examples 3000 \
     --train-candidates "$CANDIDATES" --out "$models/tiny-none" 2>&1 | tee "$log/tiny-none.log"
@@ -65,6 +72,7 @@ for spec in "preference module (trained)=preference:$models/preference" \
             "smollm2 + shortest paths=llm:$models/smollm2-shortest" \
             "smollm2 + untrained preference (paper's code)=llm:$models/smollm2-untrained-preference" \
             "smollm2 + trained preference=llm:$models/smollm2-preference" \
+            "gemma3, no relations=llm:$models/gemma3-none" \
             "tiny LLM, no relations=llm:$models/tiny-none"; do
   name=${spec%%=*} ranker=${spec#*=}
   ranked+=(--model "$name=$ensemble@$ranker" --model "$name, fused=$ensemble@${ranker%%:*}+fusion:${ranker#*:}")
