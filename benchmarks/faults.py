@@ -1,14 +1,17 @@
-"""Faults under load: Neo4j, then Redis, then vLLM cut (and vLLM stalled) and restored while clients post /rank.
+"""Faults under load: Neo4j, then Redis, then vLLM cut (and vLLM stalled) and restored while clients post /rank
+and a writer posts /interactions.
 
     source .neo4j/env && .venv/bin/python -m benchmarks.faults --data DATA --model MODEL_DIR --retriever RUN \
-        --redis-url redis://127.0.0.1:6379/1 [--clients 4] [--phase-seconds 10]
+        --redis-url redis://127.0.0.1:6379/1 [--clients 4] [--writers 1] [--phase-seconds 10]
 Writes benchmarks/results/ml-latest-small/faults.{json,md}.
 
 The API ranks on the Neo4j of KGRANK_NEO4J_* (DATA loaded already), caches in Redis (a scratch database: it
 is flushed) and scores with vLLM: here the stand-in of tests/api/fake_vllm.py, which answers vLLM's
 protocol with the checkpoint's own scores. Each dependency sits behind a TCP proxy (tests/api/proxy.py)
 that the run cuts and restores, so the shared servers are never touched. Per phase: requests sent, how
-they were answered (200, 5xx, no answer), degraded answers by reason, who ranked, client-side latency.
+they were answered (200, 5xx, no answer), degraded answers by reason, who ranked, client-side latency; the
+writes (acknowledged, refused with 503, their latency); and stale-fresh answers: answers marked fresh (not
+degraded) whose user version is behind one the API had acknowledged to the writer before the request was sent.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from services.api.local import serve_in_thread
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from tests.api.fake_vllm import FakeVLLM
-from tests.api.phased_load import Answer, PhasedLoad
+from tests.api.phased_load import Answer, PhasedLoad, Write
 from tests.api.proxy import ToggleProxy
 
 # Tighter than the defaults so that a 10 s phase shows both the first timeout and the fast fallback after it.
@@ -57,6 +60,15 @@ def summarize(answers: list[Answer]) -> dict[str, Any]:
     }
 
 
+def summarize_writes(writes: list[Write]) -> dict[str, Any]:
+    latencies = [w.seconds * 1000 for w in writes]
+    return {
+        "sent": len(writes),
+        "statuses": {str(s): n for s, n in sorted(Counter(w.status for w in writes).items())},
+        "latency_ms": (percentiles(latencies) | {"max": round(max(latencies), 3)}) if latencies else {},
+    }
+
+
 def last_degraded(load: PhasedLoad, phase: str) -> float | None:
     """Seconds into `phase` at which the last request answered degraded within it was sent: after a restore,
     how long recovery took. Requests still in flight when the next fault began are left out."""
@@ -70,6 +82,7 @@ def main() -> None:
     served_model_arguments(parser)
     parser.add_argument("--redis-url", required=True, help="a scratch database: it is flushed")
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--writers", type=int, default=1, help="threads posting interactions for live users")
     parser.add_argument("--phase-seconds", type=float, default=10.0)
     parser.add_argument("--users", type=int, default=200)
     args = parser.parse_args()
@@ -101,10 +114,15 @@ def main() -> None:
             scorer="vllm",
             vllm_url=f"http://127.0.0.1:{scorer.port}",
             api_key=None,
+            open_writes=True,  # loopback only, behind the proxies
             **FAULT_SETTINGS,
         )
         app = create_app(settings, service=build_service(settings))
-        with serve_in_thread(app) as url, PhasedLoad(url, requests, clients=args.clients) as load:
+        items = [item.id for item in dataset.items[:50]]
+        with (
+            serve_in_thread(app) as url,
+            PhasedLoad(url, requests, clients=args.clients, writers=args.writers, items=items) as load,
+        ):
             steps = [
                 ("normal", None),
                 ("neo4j down", neo4j.cut),
@@ -122,16 +140,25 @@ def main() -> None:
                     action()
                 load.during(phase, seconds)
     phases = {
-        phase: summarize(load.sent_in(phase)) | {"last_degraded_s": last_degraded(load, phase)} for phase, _ in steps
+        phase: summarize(load.sent_in(phase))
+        | {"last_degraded_s": last_degraded(load, phase), "writes": summarize_writes(load.writes_in(phase))}
+        for phase, _ in steps
     }
-    total = summarize(load.answers)
+    stale = load.stale_fresh()
+    total = summarize(load.answers) | {
+        "writes": summarize_writes(load.writes),
+        "stale_fresh_answers": len(stale),
+        "live_user_answers_fresh": sum(1 for a in load.answers if a.user_id.startswith("live-") and not a.degraded),
+    }
     payload = {
         "command": command_line("benchmarks.faults", args),
         "environment": environment(neo4j_server_version(server)),
-        "settings": FAULT_SETTINGS | {"stall_s": STALL_S, "clients": args.clients, "phase_seconds": seconds},
+        "settings": FAULT_SETTINGS
+        | {"stall_s": STALL_S, "clients": args.clients, "writers": args.writers, "phase_seconds": seconds},
         "phases": phases,
         "total": total,
     }
+    down_write_max = phases["neo4j down"]["writes"]["latency_ms"].get("max", "-")
     rows = [
         [
             phase,
@@ -146,19 +173,23 @@ def main() -> None:
             p["latency_ms"]["p50"],
             p["latency_ms"]["p99"],
             p["latency_ms"]["max"],
+            p["writes"]["sent"],
+            ", ".join(f"{k} {v}" for k, v in sorted(p["writes"]["statuses"].items())) or "-",
+            p["writes"]["latency_ms"].get("max", "-"),
         ]
         for phase, p in [*phases.items(), ("all", total)]
     ]
     markdown = (
         f"# POST /rank while its dependencies fail\n\n`{payload['command']}` on {payload['environment']['machine']}, "
-        f"{payload['environment']['date']}.\n{args.clients} clients back to back, every other request from a new "
-        f"user (a sure cache miss); {seconds:g} s per phase; Neo4j, Redis and vLLM (stand-in scoring with the "
-        f"checkpoint) each behind a proxy that is cut and restored; 'vllm stalls' answers after {STALL_S:g} s. "
-        f"Settings: {', '.join(f'{k} {v:g}' for k, v in FAULT_SETTINGS.items())}. A phase counts the requests "
-        "sent in it, so the last requests of a phase may meet the next fault; answers from the cache (rankings "
-        "made before the fault) are not degraded. 'last degraded at s': when, into the phase, the last request "
-        "answered degraded within it was sent; after a restore, the time recovery took. Latencies seen by the "
-        "client, in ms.\n\n"
+        f"{payload['environment']['date']}.\n{args.clients} clients back to back, their requests rotating over a "
+        f"dataset user, a new user (a sure cache miss) and one of the live users {args.writers} writer(s) post "
+        f"interactions for (about 20 a second); {seconds:g} s per phase; Neo4j, Redis and vLLM (stand-in scoring "
+        f"with the checkpoint) each behind a proxy that is cut and restored; 'vllm stalls' answers after "
+        f"{STALL_S:g} s. Settings: {', '.join(f'{k} {v:g}' for k, v in FAULT_SETTINGS.items())}. A phase counts "
+        "the requests sent in it, so the last requests of a phase may meet the next fault. While the graph is "
+        "down no cached answer is served (the user's version cannot be read), so every answer says 'graph'. "
+        "'last degraded at s': when, into the phase, the last request answered degraded within it was sent; after "
+        "a restore, the time recovery took. Latencies seen by the client, in ms.\n\n"
         + markdown_table(
             [
                 "phase",
@@ -173,10 +204,15 @@ def main() -> None:
                 "p50",
                 "p99",
                 "max",
+                "writes",
+                "write statuses",
+                "write max ms",
             ],
             rows,
         )
-        + "\n"
+        + f"\n\nStale-fresh answers (marked fresh, user version behind an acknowledged write): "
+        f"**{len(stale)}** of {total['live_user_answers_fresh']} fresh answers for the writer's live users. "
+        f"Max write latency while Neo4j was down: **{down_write_max} ms**.\n"
     )
     write_results("ml-latest-small/faults", payload, markdown)
 

@@ -33,6 +33,10 @@ def prepare(
     min_interactions: Annotated[int, typer.Option(min=1, help="k of the iterative k-core filter.")] = 5,
     download: Annotated[bool, typer.Option(help="Fetch the official files if they are missing from RAW.")] = False,
     download_url: Annotated[str | None, typer.Option(help="Fetch from this URL instead (a mirror).")] = None,
+    events: Annotated[
+        Path | None,
+        typer.Option(help="Live events exported by `kgrank graph events`, added to the raw interactions."),
+    ] = None,
 ) -> None:
     """Title filter, iterative k-core, stable id maps, leave-one-out split; writes OUT and OUT/stats.json."""
     processed = prepare_dataset(
@@ -45,6 +49,7 @@ def prepare(
         min_interactions=min_interactions,
         download=download,
         download_url=download_url,
+        events=events,
     )
     stats = processed.stats
     typer.echo(

@@ -8,6 +8,7 @@ interaction → /rank again.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -80,7 +81,7 @@ def demo(
         retriever_dir=models / "retriever",
         neo4j_uri=None,
         redis_url=None,
-        api_key=None,
+        api_key=secrets.token_urlsafe(24),  # writes are closed without a key: the demo holds one of its own
     )
     with serve_in_thread(create_app(settings, service=build_service(settings))) as base_url:
         import httpx
@@ -89,23 +90,30 @@ def demo(
         request = {"user_id": user_id, "candidates": candidates, "top_k": 10}
         typer.echo(f"\nAPI on {base_url} (embedded graph, in-process {base_model} LLM ranker, in-process cache)")
         typer.echo(f"POST /rank {json.dumps(request)[:140]}…")
-        with httpx.Client(base_url=base_url, timeout=60) as client:
+        headers = {"X-API-Key": settings.api_key.get_secret_value()}  # type: ignore[union-attr]
+        with httpx.Client(base_url=base_url, timeout=60, headers=headers) as client:
             first = _post(client, "/rank", request)
             _show(first, held_out)
             again = _post(client, "/rank", request)
             typer.echo(f"\nsame request again: cached={again['cached']} in {again['timings_ms']['total']:.1f} ms")
-            interaction = {"user_id": user_id, "item_id": held_out, "rating": 5.0}
+            interaction = {
+                "event_id": f"demo-{user_id}-{held_out}",
+                "user_id": user_id,
+                "item_id": held_out,
+                "rating": 5.0,
+            }
             recorded = _post(client, "/interactions", interaction)
             after = _post(client, "/rank", request)
             typer.echo(
-                f"POST /interactions {json.dumps(interaction)} -> cache_invalidated={recorded['cache_invalidated']}; "
+                f"POST /interactions {json.dumps(interaction)} -> user_version={recorded['user_version']}"
+                f"{' (already recorded by an earlier demo run)' if recorded['duplicate'] else ''}; "
                 f"next /rank: cached={after['cached']}, newest history item now {held_out}"
             )
     write_json(workdir / "demo.json", {"source": source, "request": request, "response": first, "after": after})
     typer.echo(f"\nfull responses: {workdir / 'demo.json'}   ({time.perf_counter() - started:.0f} s in all)")
     typer.echo(
-        f"keep it running: kgrank serve --data {data_dir} --model {models / 'ranker'} "
-        f"--retriever {models / 'retriever'}   (OpenAPI at /docs)"
+        f"keep it running: KGRANK_API_KEY=<a key> kgrank serve --data {data_dir} --model {models / 'ranker'} "
+        f"--retriever {models / 'retriever'}   (OpenAPI at /docs; clients send the key as X-API-Key)"
     )
 
 

@@ -18,9 +18,10 @@ from kgrank.options import (
     settings_for,
 )
 from services.core.atomic import write_json
-from services.core.errors import RequestError
+from services.core.errors import GraphNotLoadedError, RequestError
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
+from services.graph_loader.events import write_events_csv
 from services.graph_loader.loader import LoadReport, load_graph
 from services.graph_loader.neo4j_connection import open_driver
 from services.graph_loader.neo4j_writer import Neo4jGraphWriter
@@ -42,7 +43,8 @@ def load(
     batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Rows per transaction.")] = 5000,
     report: Annotated[Path | None, typer.Option(help="Where to write the JSON load report.")] = None,
 ) -> None:
-    """Write DATA's graph (constraints, then batched MERGE); re-running changes nothing."""
+    """Write DATA's graph (constraints, then batched MERGE) and replay the live event log onto it; re-running
+    changes nothing, and no load (another split included) loses an interaction posted to the API."""
     dataset = ProcessedDataset.load(data)
     settings = settings_for(neo4j_uri)
     report_path = output_file(report or data / f"graph-load-{'neo4j' if settings.neo4j_uri else 'embedded'}.json")
@@ -62,7 +64,14 @@ def load(
     typer.echo(
         f"loaded {result.dataset} ({result.split}) into {result.target} in {result.seconds:.1f} s: "
         f"{sum(counts.nodes.values()):,} nodes, {sum(counts.relationships.values()):,} relationships"
-        f"{' (replaced a different earlier load)' if result.wiped_previous else ''}"
+        f"{' (replaced a different earlier load)' if result.wiped_previous else ''}; "
+        f"{result.live_events:,} live events replayed"
+        + (
+            f", {result.live_events_skipped:,} kept in the log but not in the graph (their items are not in "
+            f"this dataset)"
+            if result.live_events_skipped
+            else ""
+        )
     )
     typer.echo(f"report: {report_path}")
 
@@ -75,6 +84,37 @@ def load_embedded(
         return load_graph(dataset, graph, target=f"embedded {path}", split=split, batch_size=batch_size)
     finally:
         graph.close()
+
+
+@graph_app.command("events")
+def events(
+    data: DataDir,
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write the events to.")],
+    neo4j_uri: Neo4jUri = None,
+    embedded: EmbeddedPath = None,
+) -> None:
+    """Export the live event log (every POST /interactions) as CSV, for `kgrank data prepare --events`."""
+    dataset = ProcessedDataset.load(data)
+    settings = settings_for(neo4j_uri)
+    output_file(out)
+    if settings.neo4j_uri:
+        driver = open_driver(settings)
+        try:
+            log = Neo4jGraphWriter(driver, database=settings.neo4j_database).events(dataset.name)
+        finally:
+            driver.close()
+    else:
+        path = embedded_path_for(data, embedded)
+        if not path.is_file():
+            raise GraphNotLoadedError(f"no embedded graph at {path}; run `kgrank graph load` first")
+        graph = EmbeddedGraph(path)
+        try:
+            log = graph.events(dataset.name)
+        finally:
+            graph.close()
+    count = write_events_csv(log, out)
+    users = len({event.user_id for event in log})
+    typer.echo(f"wrote {count:,} live events of {users:,} users of {dataset.name} to {out}")
 
 
 @graph_app.command("paths")

@@ -32,6 +32,14 @@ def serve(
     scorer: Annotated[
         Literal["transformers", "vllm"] | None, typer.Option(help="Default: KGRANK_SCORER (transformers).")
     ] = None,
+    open_writes: Annotated[
+        bool | None,
+        typer.Option(
+            "--open-writes",
+            help="Accept POST /interactions without an API key (KGRANK_OPEN_WRITES): for a local demo only. "
+            "Without it and without KGRANK_API_KEY, writes are refused.",
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
 ) -> None:
@@ -39,6 +47,7 @@ def serve(
     import uvicorn
 
     from services.api.app import build_service, create_app
+    from services.api.server import server_config
 
     overrides = {
         "dataset_dir": data,
@@ -48,8 +57,9 @@ def serve(
         "neo4j_uri": neo4j_uri,
         "redis_url": redis_url,
         "scorer": scorer,
+        "open_writes": open_writes,
     }
     settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
     # Built before uvicorn starts, so a bad setting ends as one error line instead of a failed startup.
     app = create_app(settings, service=build_service(settings))
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.Server(server_config(app, settings, host=host, port=port, log_level="info")).run()

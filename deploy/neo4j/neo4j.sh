@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real Neo4j 5.26 Community server from Maven Central jars, for machines without Docker.
-#   deploy/neo4j/neo4j.sh up       fetch jars (cached), write the config, set a password once, start, wait
+#   deploy/neo4j/neo4j.sh up       fetch jars (cached), write the config, set a password once (NEO4J_HOME/password
+#                                  if it exists, else a generated one), start, wait
 #   deploy/neo4j/neo4j.sh down     stop it (SIGTERM, clean shutdown)
 #   deploy/neo4j/neo4j.sh status   say whether it runs
 # Everything lives under NEO4J_HOME (default: <repo>/.neo4j, git-ignored). After `up`,
@@ -48,30 +49,46 @@ dbms.security.auth_enabled=true
 CONF
 }
 
+# The password never appears on a command line (where `ps` and /proc/*/cmdline show it to every user):
+# it goes to the admin tool in a Java @argfile and to curl in a config read from stdin.
+escaped_password() {  # backslashes and double quotes escaped, for a double-quoted argfile or curl config value
+  local password
+  password=$(< "$home/password")
+  password=${password//\\/\\\\}
+  printf '%s' "${password//\"/\\\"}"
+}
+
 set_password_once() {
   if [[ -f $home/data/dbms/auth.ini ]]; then return; fi
-  local password
-  password=$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')
-  (umask 077 && echo "$password" > "$home/password")
-  "$java_home/bin/java" -cp "$home/lib/*" -Dbasedir="$home" \
-    org.neo4j.server.startup.Neo4jAdminCommand dbms set-initial-password "$password" > /dev/null
-  log "generated a password for user neo4j (in $home/password)"
+  if [[ -s $home/password ]]; then
+    log "using the password in $home/password for user neo4j"
+  else
+    (umask 077 && od -An -N18 -tx1 /dev/urandom | tr -d ' \n' > "$home/password")
+    log "generated a password for user neo4j (in $home/password)"
+  fi
+  # AdminTool itself, not the neo4j-admin launcher: that one starts a second JVM with the password on its
+  # command line.
+  local args=$home/run/set-initial-password.args
+  (umask 077 && printf 'org.neo4j.cli.AdminTool dbms set-initial-password "%s"\n' "$(escaped_password)" > "$args")
+  NEO4J_HOME=$home NEO4J_CONF=$home/conf "$java_home/bin/java" -cp "$home/conf/*:$home/lib/*" \
+    -Dfile.encoding=UTF-8 "@$args" > /dev/null
+  rm -f "$args"
 }
 
 write_env() {
   (umask 077 && cat > "$home/env" <<ENV
 export KGRANK_NEO4J_URI=bolt://$bolt
 export KGRANK_NEO4J_USER=neo4j
-export KGRANK_NEO4J_PASSWORD=$(cat "$home/password")
+export KGRANK_NEO4J_PASSWORD=$(printf %q "$(< "$home/password")")
 ENV
   )
 }
 
 wait_ready() {
-  local deadline=$((SECONDS + wait_s)) auth
-  auth="neo4j:$(cat "$home/password")"
-  until curl -fs -o /dev/null -u "$auth" -H 'Content-Type: application/json' \
-      -d '{"statements":[{"statement":"RETURN 1"}]}' "http://$http/db/neo4j/tx/commit"; do
+  local deadline=$((SECONDS + wait_s))
+  until curl -fs -o /dev/null -K - -H 'Content-Type: application/json' \
+      -d '{"statements":[{"statement":"RETURN 1"}]}' "http://$http/db/neo4j/tx/commit" \
+      <<< "user = \"neo4j:$(escaped_password)\""; do
     if ! running; then log "exited during start-up; last log lines:"; tail -n 30 "$home/logs/console.log" >&2; exit 1; fi
     if (( SECONDS > deadline )); then log "not ready after ${wait_s}s"; tail -n 30 "$home/logs/console.log" >&2; exit 1; fi
     sleep 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,9 +11,16 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.api.auth import (
+    API_KEY_HEADER,
+    Access,
+    RateLimitedError,
+    UnauthorizedError,
+    WritesClosedError,
+    retry_after_header,
+)
 from services.api.batching import MicroBatcher
 from services.api.cache import MemoryCache, RankingCache, RedisCache
 from services.api.graph import open_serving_graph
@@ -32,7 +38,9 @@ from services.api.models import (
 from services.api.service import RankingService
 from services.core.errors import (
     ConfigError,
+    EventConflictError,
     GraphError,
+    GraphNotLoadedError,
     GraphUnavailableError,
     KgrankError,
     ModelError,
@@ -139,23 +147,32 @@ def create_app(settings: Settings | None = None, *, service: RankingService | No
         summary="Knowledge-graph-backed recommendation ranking (LlamaRec-LKG-RAG).",
         lifespan=lifespan,
     )
-    _install_error_handlers(app)
+    app.state.settings = settings  # for the server's limits (services/api/server.py)
+    _install_error_handlers(app, settings)
     _install_request_metrics(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    api_key = _api_key_dependency(settings)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.request_read_timeout_s)
+    access = Access(settings, lambda: getattr(getattr(app.state, "service", None), "metrics", None))
+    if settings.open_writes:
+        logger.warning("writes are open to anyone who can reach this server (--open-writes): for local demos only")
 
     def running(request: Request) -> RankingService:
         return request.app.state.service
 
-    @app.post("/rank", response_model=RankResponse, dependencies=[Depends(api_key)], responses=_ERRORS)
+    @app.post("/rank", response_model=RankResponse, dependencies=[Depends(access.key)], responses=_RANK_ERRORS)
     async def rank(body: RankRequest, request: Request) -> RankResponse | Response:
         """Re-rank 1..20 candidates for a user; each item carries the graph paths that explain it."""
         answer = await running(request).rank(body)
         return Response(answer, media_type="application/json") if isinstance(answer, bytes) else answer
 
-    @app.post("/interactions", response_model=InteractionResponse, dependencies=[Depends(api_key)], responses=_ERRORS)
+    @app.post(
+        "/interactions",
+        response_model=InteractionResponse,
+        dependencies=[Depends(access.write)],
+        responses=_WRITE_ERRORS,
+    )
     async def interactions(body: InteractionRequest, request: Request) -> InteractionResponse:
-        """Record a user–item event: written to the graph; the user's cached rankings go stale at once."""
+        """Append a user–item event to the graph's event log (once per event id); in the same transaction the
+        user's version moves on, so no ranking cached before it is served again, on any replica."""
         return await running(request).record(body)
 
     @app.get("/healthz", response_model=Health)
@@ -164,9 +181,10 @@ def create_app(settings: Settings | None = None, *, service: RankingService | No
         return Health()
 
     @app.get("/readyz", response_model=Readiness)
-    async def readyz(request: Request) -> Readiness:
-        """Model loaded; the state of graph and cache (the service answers, degraded, without them)."""
-        return await running(request).readiness()
+    async def readyz(request: Request, key: str | None = Depends(API_KEY_HEADER)) -> Readiness:
+        """Model loaded; the state of graph, cache and scorer (the service answers, degraded, without them).
+        What is wrong is described only to callers with the API key."""
+        return await running(request).readiness(detailed=access.has_key(key))
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
@@ -175,40 +193,40 @@ def create_app(settings: Settings | None = None, *, service: RankingService | No
     return app
 
 
-_ERRORS: dict[int | str, dict[str, object]] = {
+_RANK_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorBody, "description": "missing or wrong X-API-Key"},
     413: {"model": ErrorBody, "description": "body over KGRANK_MAX_BODY_BYTES"},
     422: {"model": ErrorBody, "description": "invalid body; `item_ids` names unknown, duplicate or extra ids"},
-    503: {"model": ErrorBody, "description": "the graph cannot take the interaction now; retry"},
 }
-
-
-def _api_key_dependency(settings: Settings) -> Callable[..., Awaitable[None]]:
-    header = APIKeyHeader(name="X-API-Key", auto_error=False)
-    expected = settings.api_key.get_secret_value().encode() if settings.api_key else None
-
-    async def check(key: str | None = Depends(header)) -> None:
-        if expected is None:
-            return
-        if key is None or not hmac.compare_digest(key.encode(), expected):
-            raise _UnauthorizedError
-
-    return check
-
-
-class _UnauthorizedError(Exception):
-    pass
+_WRITE_ERRORS: dict[int | str, dict[str, object]] = {
+    **_RANK_ERRORS,
+    403: {"model": ErrorBody, "description": "writes are closed: the server has no API key and is not open"},
+    409: {"model": ErrorBody, "description": "the event id was recorded before with a different body"},
+    422: {"model": ErrorBody, "description": "invalid body; `item_ids` names an unknown item"},
+    429: {"model": ErrorBody, "description": "too many writes from this caller; see Retry-After"},
+    503: {"model": ErrorBody, "description": "the graph cannot take the interaction now; see Retry-After"},
+}
 
 
 def _error(status: int, message: str, item_ids: list[str] | None = None) -> JSONResponse:
     return JSONResponse(ErrorBody(error=message, item_ids=item_ids).model_dump(), status_code=status)
 
 
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(_UnauthorizedError)
-    async def unauthorized(request: Request, exc: _UnauthorizedError) -> JSONResponse:
-        response = _error(401, "missing or wrong X-API-Key")
+def _install_error_handlers(app: FastAPI, settings: Settings) -> None:
+    @app.exception_handler(UnauthorizedError)
+    async def unauthorized(request: Request, exc: UnauthorizedError) -> JSONResponse:
+        response = _error(401, exc.message)
         response.headers["WWW-Authenticate"] = "APIKey"
+        return response
+
+    @app.exception_handler(WritesClosedError)
+    async def closed(request: Request, exc: WritesClosedError) -> JSONResponse:
+        return _error(403, exc.message)
+
+    @app.exception_handler(RateLimitedError)
+    async def limited(request: Request, exc: RateLimitedError) -> JSONResponse:
+        response = _error(429, exc.message)
+        response.headers["Retry-After"] = retry_after_header(exc.details["retry_after_s"])
         return response
 
     @app.exception_handler(StarletteHTTPException)
@@ -230,12 +248,20 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestError)
     async def bad_request(request: Request, exc: RequestError) -> JSONResponse:
-        return _error(422, exc.message, exc.details.get("item_ids"))
+        return _error(409 if isinstance(exc, EventConflictError) else 422, exc.message, exc.details.get("item_ids"))
 
     @app.exception_handler(GraphError)
     async def graph_down(request: Request, exc: GraphError) -> JSONResponse:
-        status = 503 if isinstance(exc, GraphUnavailableError) else 500
-        return _error(status, exc.message)
+        # What went wrong names servers and addresses: it goes to the log, the caller gets the gist.
+        logger.warning("graph write failed: %s", exc.message)
+        if isinstance(exc, GraphNotLoadedError):
+            response = _error(503, "the knowledge graph holds no complete load of the served dataset; retry later")
+        elif isinstance(exc, GraphUnavailableError):
+            response = _error(503, "the knowledge graph is unavailable; retry later")
+        else:
+            return _error(500, "the knowledge graph refused the write (logged)")
+        response.headers["Retry-After"] = retry_after_header(exc.details.get("retry_after_s", settings.retry_after_s))
+        return response
 
     @app.exception_handler(KgrankError)
     async def failed(request: Request, exc: KgrankError) -> JSONResponse:

@@ -8,24 +8,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import neo4j
-from neo4j.exceptions import ConfigurationError
+from neo4j.exceptions import ConfigurationError, ServiceUnavailable, SessionExpired, TransientError
 
 from services.core.cypher import cypher_library
 from services.core.errors import ConfigError, GraphError, GraphNotLoadedError, GraphUnavailableError
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
+from services.graph_loader.events import LiveEvent, RecordedEvent
 from services.graph_loader.neo4j_connection import checked_uri, neo4j_errors
-from services.graph_loader.records import GraphPart
-from services.graph_loader.schema import ITEM_LABEL
 from services.ranker.paths.embedded_source import EmbeddedPathSource
 from services.ranker.paths.models import PathConfig, PathRequest, UserPaths
 from services.ranker.paths.neo4j_source import AsyncNeo4jPathSource
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class GraphState:
+    """What a ranking depends on in the graph besides its paths, read in one round trip before the cache."""
+
+    data_hash: str
+    load_id: str  # changes with every completed load: cached rankings of an earlier load are never found
+    user_version: int  # the user's live events so far (durable): cached rankings of an older version neither
 
 
 class ServingGraph(Protocol):
@@ -35,19 +47,43 @@ class ServingGraph(Protocol):
         """The user's stored history (live interactions included) and the paths to the candidates."""
         ...
 
-    async def record(self, *, user_id: str, item_id: str, rating: float | None, timestamp: int) -> None: ...
+    async def record(self, event: LiveEvent) -> RecordedEvent:
+        """Append the event and fold it into the graph in one transaction; GraphError if its item is missing."""
+        ...
 
-    async def version(self) -> str:
-        """The data hash of the complete load the graph holds; GraphNotLoadedError if none."""
+    async def state(self, user_id: str | None) -> GraphState:
+        """The complete load the graph holds and the user's version; GraphNotLoadedError if there is no load."""
         ...
 
     async def close(self) -> None: ...
 
 
-def _loaded_version(status: dict[str, object] | None, dataset: str, where: str) -> str:
+def _graph_state(status: dict[str, object] | None, version: int, dataset: str, where: str) -> GraphState:
     if not status or status.get("status") != "complete":
         raise GraphNotLoadedError(f"{where} holds no complete load of {dataset}; run `kgrank graph load`")
-    return str(status["data_hash"])
+    load_id = f"{status['data_hash']}:{status['split']}:{status['completed_at']}"
+    return GraphState(data_hash=str(status["data_hash"]), load_id=load_id, user_version=version)
+
+
+async def _retried(attempt: Callable[[], Awaitable[T]]) -> T:
+    """The driver's own retries are off (they would wait out an unreachable server). A broken pooled
+    connection (the server restarted since it was opened) is retried once at once, a transient error
+    (a deadlock) twice after a short pause; an unreachable server still fails in milliseconds."""
+    for tries in itertools.count(1):
+        try:
+            return await attempt()
+        except (ServiceUnavailable, SessionExpired):
+            if tries >= 2:
+                raise
+        except TransientError:
+            if tries >= 3:
+                raise
+            await asyncio.sleep(0.05 * tries)
+    raise AssertionError("unreachable")
+
+
+def _missing_item(item_id: str, dataset: str) -> GraphError:
+    return GraphError(f"item {item_id!r} is not in the graph of {dataset}")
 
 
 class Neo4jServingGraph:
@@ -63,7 +99,9 @@ class Neo4jServingGraph:
                 auth=(settings.neo4j_user, password) if password is not None else None,
                 connection_timeout=settings.neo4j_timeout_s,
                 connection_acquisition_timeout=settings.neo4j_timeout_s,
-                max_transaction_retry_time=settings.neo4j_timeout_s,
+                # The driver would retry an unreachable server until this ran out: a request instead fails at
+                # once and the breaker answers the next ones fast (see _retried for what is retried).
+                max_transaction_retry_time=0,
                 notifications_min_severity="OFF",
             )
         except (ConfigurationError, ValueError) as e:
@@ -73,16 +111,18 @@ class Neo4jServingGraph:
         self._dataset = dataset.name
         self._where = uri
         self._library = cypher_library()
+        self._schema_ready = False
         self._paths = AsyncNeo4jPathSource(
             self._driver, database=self._database, dataset=dataset.name, schema=dataset.schema, config=config
         )
 
     @contextlib.asynccontextmanager
-    async def _deadline(self) -> AsyncIterator[None]:
-        """The driver's own limits apply per attempt and its retries back off on top: this bounds the whole."""
+    async def _deadline(self, action: str) -> AsyncIterator[None]:
+        """The driver's own limits apply per attempt: this bounds the whole, and names what failed."""
         try:
             async with asyncio.timeout(self._timeout_s):
-                yield
+                with neo4j_errors(action, self._where):
+                    yield
         except TimeoutError as e:
             raise GraphUnavailableError(
                 f"Neo4j at {self._where} is unreachable or too slow: no answer within {self._timeout_s:g} s "
@@ -90,34 +130,56 @@ class Neo4jServingGraph:
             ) from e
 
     async def fetch(self, request: PathRequest) -> UserPaths:
-        async with self._deadline():
-            (paths,) = await self._paths.fetch([request])
+        async with self._deadline("the paths query"):
+            (paths,) = await _retried(lambda: self._paths.fetch([request]))
         return paths
 
-    async def record(self, *, user_id: str, item_id: str, rating: float | None, timestamp: int) -> None:
-        records = await self._query(
-            "record_rating",
-            neo4j.RoutingControl.WRITE,
-            dataset=self._dataset,
-            user_id=user_id,
-            item_id=item_id,
-            rating=rating,
-            ts=timestamp,
-        )
-        if not records or records[0]["written"] != 1:
-            raise GraphError(f"item {item_id!r} is not in the graph of {self._dataset}")
+    async def record(self, event: LiveEvent) -> RecordedEvent:
+        library, dataset = self._library, self._dataset
 
-    async def version(self) -> str:
-        records = await self._query("dataset_status", neo4j.RoutingControl.READ, dataset=self._dataset)
-        return _loaded_version(records[0].data() if records else None, self._dataset, self._where)
+        async def append(tx: neo4j.AsyncManagedTransaction) -> RecordedEvent | None:
+            parameters = event.model_dump(exclude={"timestamp"}) | {"ts": event.timestamp}
+            row = await (await tx.run(library["record_event"], parameters, dataset=dataset)).single()
+            if row is None:
+                return None
+            stored = LiveEvent(**{key: row[key] for key in LiveEvent.model_fields})
+            if row["created"]:
+                user = [{"id": event.user_id, "idx": None}]
+                await (await tx.run(library["load_users"], dataset=dataset, rows=user)).consume()
+                await (await tx.run(library["load_ratings"], dataset=dataset, rows=[event.rating_row()])).consume()
+            state = await (await tx.run(library["user_state"], dataset=dataset, user_id=stored.user_id)).single()
+            return RecordedEvent(event=stored, created=row["created"], user_version=state["version"] if state else 0)
 
-    async def _query(self, name: str, routing: neo4j.RoutingControl, **parameters: object) -> list[neo4j.Record]:
-        async with self._deadline():
-            with neo4j_errors(name, self._where):
-                records, _, _ = await self._driver.execute_query(
-                    self._library[name], parameters_=parameters, database_=self._database, routing_=routing
-                )
-        return records
+        async with self._deadline("recording an interaction"):
+            if not self._schema_ready:
+                await self._ensure_event_schema()
+            recorded = await self._transaction(append, write=True)
+        if recorded is None:
+            raise _missing_item(event.item_id, dataset)
+        return recorded
+
+    async def state(self, user_id: str | None) -> GraphState:
+        async def read(tx: neo4j.AsyncManagedTransaction) -> dict[str, object] | None:
+            row = await (await tx.run(self._library["user_state"], dataset=self._dataset, user_id=user_id)).single()
+            return None if row is None else row.data()
+
+        async with self._deadline("the graph state query"):
+            row = await self._transaction(read, write=False) or {}
+        return _graph_state(row, int(str(row.get("version", 0))), self._dataset, self._where)
+
+    async def _transaction(self, work: Callable[[neo4j.AsyncManagedTransaction], Awaitable[T]], *, write: bool) -> T:
+        async def attempt() -> T:
+            async with self._driver.session(database=self._database) as session:
+                return await (session.execute_write if write else session.execute_read)(work)
+
+        return await _retried(attempt)
+
+    async def _ensure_event_schema(self) -> None:
+        """The event id constraint and user index (a graph loaded by an older kgrank lacks them): once per process."""
+        async with self._driver.session(database=self._database) as session:
+            for statement in ("constraint_event", "index_event_user"):
+                await (await session.run(self._library[statement])).consume()
+        self._schema_ready = True
 
     async def close(self) -> None:
         await self._driver.close()
@@ -138,22 +200,15 @@ class EmbeddedServingGraph:
         (paths,) = await asyncio.to_thread(self._paths.fetch, [request])
         return paths
 
-    async def record(self, *, user_id: str, item_id: str, rating: float | None, timestamp: int) -> None:
-        await asyncio.to_thread(self._record, user_id, item_id, rating, timestamp)
+    async def record(self, event: LiveEvent) -> RecordedEvent:
+        recorded = await asyncio.to_thread(self._graph.record_event, self._dataset, event)
+        if recorded is None:
+            raise _missing_item(event.item_id, self._dataset)
+        return recorded
 
-    def _record(self, user_id: str, item_id: str, rating: float | None, timestamp: int) -> None:
-        if item_id not in self._graph.find_nodes(self._dataset, ITEM_LABEL, [item_id]):
-            raise GraphError(f"item {item_id!r} is not in the graph of {self._dataset}")
-        self._graph.write(self._dataset, GraphPart("users", []), [{"id": user_id, "idx": None}])
-        self._graph.write(
-            self._dataset,
-            GraphPart("ratings", []),
-            [{"user": user_id, "item": item_id, "rating": rating, "ts": timestamp}],
-        )
-
-    async def version(self) -> str:
-        status = await asyncio.to_thread(self._graph.status, self._dataset)
-        return _loaded_version(status, self._dataset, self._where)
+    async def state(self, user_id: str | None) -> GraphState:
+        status, version = await asyncio.to_thread(self._graph.user_state, self._dataset, user_id or "")
+        return _graph_state(status, version, self._dataset, self._where)
 
     async def close(self) -> None:
         self._graph.close()

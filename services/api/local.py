@@ -11,7 +11,9 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from services.api.server import server_config
 from services.core.errors import KgrankError
+from services.core.settings import Settings
 
 
 def free_port() -> int:
@@ -25,7 +27,8 @@ def free_port() -> int:
 def serve_in_thread(app: FastAPI, *, startup_timeout_s: float = 120) -> Iterator[str]:
     """Yield the base URL while uvicorn serves `app`; shut it down when the block ends."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    settings = getattr(app.state, "settings", None) or Settings()  # kgrank's app carries its own; a stand-in not
+    server = uvicorn.Server(server_config(app, settings, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -20,7 +20,7 @@ class Metrics:
         )
         self.stages = Histogram(
             "kgrank_stage_seconds",
-            "Latency of each /rank stage (cache, graph, paths, prompt, score).",
+            "Latency of each /rank stage (graph_state, cache, graph, retriever, paths, prompt, score).",
             ["stage"],
             buckets=_BUCKETS,
             registry=self.registry,
@@ -34,6 +34,18 @@ class Metrics:
         self.degraded = Counter(
             "kgrank_degraded_total",
             "Answers given without a dependency, by the dependency.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.interactions = Counter(
+            "kgrank_interactions_total",
+            "POST /interactions accepted, by result (recorded, duplicate: a retried event id).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.write_refusals = Counter(
+            "kgrank_write_refusals_total",
+            "Writes refused before reaching the graph, by reason (closed, rate_limited).",
             ["reason"],
             registry=self.registry,
         )

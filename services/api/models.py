@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.core.ids import ID_RULE, Id
 from services.ranker.prompt import MAX_CANDIDATES
 
-ItemId = Annotated[str, Field(min_length=1, max_length=256)]
+_ID = f"{ID_RULE} (anything else is answered 422)"
 
 
 class _Body(BaseModel):
@@ -16,9 +17,9 @@ class _Body(BaseModel):
 
 
 class RankRequest(_Body):
-    user_id: str = Field(min_length=1, max_length=256)
+    user_id: Id = Field(description=f"the user: {_ID}")
     # More than 20 is answered with a 422 naming the extra ids; beyond this bound the body is nonsense.
-    candidates: list[ItemId] = Field(
+    candidates: list[Id] = Field(
         min_length=1, max_length=1000, description=f"1..{MAX_CANDIDATES} unique item ids, e.g. the retriever's top 20"
     )
     top_k: int | None = Field(default=None, ge=1, le=MAX_CANDIDATES, description="return only the best k")
@@ -87,6 +88,9 @@ class RankResponse(BaseModel):
     known_user: bool
     cold_start: bool = Field(description="no history to rank from: the answer leans on the candidates alone")
     history_length: int
+    user_version: int | None = Field(
+        description="the user's live events this answer reflects (null when the graph could not be asked)"
+    )
     ranking: list[RankedItemOut]
     model: ModelInfo
     prompt_tokens: int = Field(description="tokens of the prompt the LLM read (or would have, when it was out)")
@@ -96,18 +100,27 @@ class RankResponse(BaseModel):
 
 
 class InteractionRequest(_Body):
-    user_id: str = Field(min_length=1, max_length=256)
-    item_id: ItemId
+    event_id: Id | None = Field(
+        default=None,
+        description=f"the client's id for this event: a retry with the same id is recorded once; {_ID}. "
+        "Default: a new id per request (a retry then counts twice)",
+    )
+    user_id: Id = Field(description=f"the user (a new id creates the user): {_ID}")
+    item_id: Id = Field(description="an item of the served dataset")
     rating: float | None = Field(default=None, ge=0, le=10)
     timestamp: int | None = Field(default=None, ge=0, le=2**53, description="unix seconds; default: now")
 
 
 class InteractionResponse(BaseModel):
+    event_id: str
     user_id: str
     item_id: str
+    rating: float | None
     timestamp: int
-    cache_invalidated: bool
-    degraded: list[DegradedReason]
+    duplicate: bool = Field(description="the event id was recorded before: this retry changed nothing")
+    user_version: int = Field(
+        description="the user's live events so far; rankings cached before this version are never served again"
+    )
 
 
 class Health(BaseModel):

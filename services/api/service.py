@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from services.api.batching import MicroBatcher
-from services.api.cache import CacheUnavailableError, RankingCache
-from services.api.graph import ServingGraph
+from services.api.cache import CacheUnavailableError, RankingCache, cache_key
+from services.api.graph import GraphState, ServingGraph
 from services.api.metrics import Metrics
 from services.api.models import (
     DegradedReason,
@@ -41,8 +42,18 @@ from services.api.models import (
     Readiness,
     RelationshipElement,
 )
-from services.core.errors import GraphError, RequestError, ScorerError, UnknownItemsError
+from services.core.errors import (
+    EventConflictError,
+    GraphError,
+    GraphNotLoadedError,
+    GraphUnavailableError,
+    KgrankError,
+    RequestError,
+    ScorerError,
+    UnknownItemsError,
+)
 from services.graph_loader.dataset import ProcessedDataset
+from services.graph_loader.events import LiveEvent
 from services.graph_loader.sequences import UserSequences, user_sequences
 from services.ranker.context import RANKING_PATHS, DatasetContext
 from services.ranker.llm.metadata import RankerMetadata
@@ -73,6 +84,10 @@ class Breaker:
 
     def failed(self) -> None:
         self._open_until = time.monotonic() + self._retry_after_s
+
+    def retry_after_s(self) -> float:
+        """How long until the next request may try again (the full wait when nothing has failed yet)."""
+        return max(self._open_until - time.monotonic(), 0.0) or self._retry_after_s
 
     def succeeded(self) -> None:
         self._open_until = 0.0
@@ -130,7 +145,6 @@ class RankingService:
         self.metrics = metrics
         self.explanations_per_item = explanations_per_item
         self._scorer_health = scorer_health  # None: in-process, ready once loaded
-        self.graph_version: str | None = None
         self._items = {item.id: item for item in dataset.items}
         self._users = {user_id: idx for idx, user_id in enumerate(dataset.users, start=1)}
         self._offline: tuple[DatasetContext, UserSequences] | None = None  # built on the first graph outage
@@ -142,7 +156,6 @@ class RankingService:
     async def start(self) -> None:
         self.batcher.on_batch = self.metrics.batch_size.observe
         self.batcher.start()
-        await self._refresh_graph_version()
 
     async def close(self) -> None:
         await self.batcher.close()
@@ -156,24 +169,23 @@ class RankingService:
         self._check_candidates(request.candidates)
         timer = _Timer()
         degraded: list[DegradedReason] = []
-        if self.graph_version is None and self._graph_breaker.closed():  # a graph known to be down is not asked
-            await self._refresh_graph_version()
-        digest = self._request_digest(request)
-        slot = None
-        if digest is not None:
+        state = await self._graph_state(request.user_id, timer, degraded)
+        key = None
+        if state is not None:  # without the durable user version no cached answer can be trusted
+            key = cache_key(request.user_id, state.user_version, self._request_digest(request, state))
             with timer.stage("cache"):
                 try:
-                    slot, payload = await self.cache.lookup(request.user_id, digest)
+                    payload = await self.cache.lookup(key)
                 except CacheUnavailableError as e:
                     logger.warning("cache lookup failed: %s", e.message)
                     self._degrade(degraded, "cache")
-                    payload = None
+                    key = payload = None
             self.metrics.stages.labels("cache").observe(timer.timings_ms["cache"] / 1000)
-            self.metrics.cache.labels("hit" if payload else ("error" if slot is None else "miss")).inc()
+            self.metrics.cache.labels("hit" if payload else ("error" if key is None else "miss")).inc()
             if payload is not None:
                 return _cached_answer(payload, degraded, timer.finish())
 
-        paths = await self._fetch(request, timer, degraded)
+        paths = await self._fetch(request, timer, degraded, graph_up=state is not None)
         item, chosen, prompt = await asyncio.to_thread(self._prepare, request, paths, timer)
         ranking, ranked_by = await self._score(item, chosen, prompt, timer, degraded)
         ranked = explain(paths, ranking, per_item=self.explanations_per_item if request.explain else 0)
@@ -182,19 +194,39 @@ class RankingService:
             known_user=paths.known_user,
             cold_start=not paths.history,
             history_length=len(paths.history),
+            user_version=None if state is None else state.user_version,
             ranking=[self._item_out(paths, item) for item in ranked[: request.top_k]],
-            model=self._model_info(ranked_by),
+            model=self._model_info(ranked_by, state),
             prompt_tokens=prompt.tokens,
             cached=False,
             degraded=degraded,
             timings_ms=timer.finish(),
         )
-        if slot is not None and not degraded:
+        if key is not None and not degraded:
             try:
-                await self.cache.store(slot, response.model_dump_json(exclude=_PER_ANSWER).encode())
+                await self.cache.store(key, response.model_dump_json(exclude=_PER_ANSWER).encode())
             except CacheUnavailableError as e:
                 logger.warning("cache store failed: %s", e.message)
         return response
+
+    async def _graph_state(self, user_id: str, timer: _Timer, degraded: list[DegradedReason]) -> GraphState | None:
+        """The graph's load and the user's durable version; None (and "graph" degraded) when they are unknown."""
+        state = None
+        with timer.stage("graph_state"):
+            if self._graph_breaker.closed():  # a graph known to be down is not asked
+                try:
+                    state = await self.graph.state(user_id)
+                    self._graph_breaker.succeeded()
+                except GraphNotLoadedError as e:  # reachable, but no complete load (a load is running)
+                    logger.warning("graph not loaded, ranking without it: %s", e.message)
+                    self._graph_breaker.succeeded()
+                except GraphError as e:
+                    logger.warning("graph unavailable, ranking without it: %s", e.message)
+                    self._graph_breaker.failed()
+        self.metrics.stages.labels("graph_state").observe(timer.timings_ms["graph_state"] / 1000)
+        if state is None:
+            self._degrade(degraded, "graph")
+        return state
 
     def _check_candidates(self, candidates: list[str]) -> None:
         if len(candidates) > MAX_CANDIDATES:
@@ -207,17 +239,17 @@ class RankingService:
         if unknown:
             raise UnknownItemsError(f"unknown item ids: {unknown}", item_ids=unknown)
 
-    def _request_digest(self, request: RankRequest) -> str | None:
-        """Everything a cached answer depends on besides the user's version; None when the graph's is unknown."""
-        if self.graph_version is None:
-            return None
-        key = [self.version, self.graph_version, request.candidates, request.top_k, request.explain]
+    def _request_digest(self, request: RankRequest, state: GraphState) -> str:
+        """Everything a cached answer depends on besides the user's version."""
+        key = [self.version, state.load_id, request.candidates, request.top_k, request.explain]
         return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32]
 
-    async def _fetch(self, request: RankRequest, timer: _Timer, degraded: list[DegradedReason]) -> UserPaths:
+    async def _fetch(
+        self, request: RankRequest, timer: _Timer, degraded: list[DegradedReason], *, graph_up: bool
+    ) -> UserPaths:
         with timer.stage("graph"):
             paths = None
-            if self._graph_breaker.closed():
+            if graph_up and self._graph_breaker.closed():
                 try:
                     paths = await self.graph.fetch(
                         PathRequest(user_id=request.user_id, candidates=tuple(request.candidates))
@@ -327,13 +359,13 @@ class RankingService:
             ],
         )
 
-    def _model_info(self, ranked_by: RankedBy) -> ModelInfo:
+    def _model_info(self, ranked_by: RankedBy, state: GraphState | None) -> ModelInfo:
         metadata = self.metadata
         return ModelInfo(
             version=self.version,
             dataset=metadata.dataset,
             data_hash=metadata.data_hash,
-            graph_version=self.graph_version,
+            graph_version=None if state is None else state.data_hash,
             base_model=metadata.base_model,
             path_strategy=metadata.path_strategy,
             scorer=self.scorer_name,
@@ -350,62 +382,66 @@ class RankingService:
     # -- POST /interactions --------------------------------------------------------------------------
 
     async def record(self, request: InteractionRequest) -> InteractionResponse:
+        """Append the event to the graph's log; the user's version moves in the same transaction, so no
+        cached ranking from before it can be served again. A known event id is a retry: nothing changes."""
         if request.item_id not in self._items:
             raise UnknownItemsError(f"unknown item id: {request.item_id!r}", item_ids=[request.item_id])
-        timestamp = request.timestamp if request.timestamp is not None else int(time.time())
-        # The graph first: a ranking that sees the new version must also see the new edge.
-        await self.graph.record(
-            user_id=request.user_id, item_id=request.item_id, rating=request.rating, timestamp=timestamp
-        )
-        degraded: list[DegradedReason] = []
-        try:
-            await self.cache.invalidate(request.user_id)
-            invalidated = True
-        except CacheUnavailableError as e:
-            logger.warning("cache invalidation deferred: %s", e.message)
-            self._degrade(degraded, "cache")
-            invalidated = False
-        return InteractionResponse(
+        if not self._graph_breaker.closed():  # known down: say so at once instead of waiting out a timeout
+            raise GraphUnavailableError("graph known to be down", retry_after_s=self._graph_breaker.retry_after_s())
+        now = time.time()
+        event = LiveEvent(
+            event_id=request.event_id or uuid.uuid4().hex,
             user_id=request.user_id,
             item_id=request.item_id,
-            timestamp=timestamp,
-            cache_invalidated=invalidated,
-            degraded=degraded,
+            rating=request.rating,
+            timestamp=request.timestamp if request.timestamp is not None else int(now),
+            recorded_at=now,
+        )
+        try:
+            recorded = await self.graph.record(event)
+            self._graph_breaker.succeeded()
+        except GraphUnavailableError as e:
+            self._graph_breaker.failed()
+            e.details["retry_after_s"] = self._graph_breaker.retry_after_s()
+            raise
+        if not recorded.created and not recorded.event.same_as(event, compare_timestamp=request.timestamp is not None):
+            raise EventConflictError(
+                f"event id {event.event_id!r} was recorded before with a different user, item, rating or timestamp"
+            )
+        self.metrics.interactions.labels("duplicate" if not recorded.created else "recorded").inc()
+        stored = recorded.event
+        return InteractionResponse(
+            event_id=stored.event_id,
+            user_id=stored.user_id,
+            item_id=stored.item_id,
+            rating=stored.rating,
+            timestamp=stored.timestamp,
+            duplicate=not recorded.created,
+            user_version=recorded.user_version,
         )
 
     # -- GET /readyz ---------------------------------------------------------------------------------
 
-    async def readiness(self) -> Readiness:
+    async def readiness(self, *, detailed: bool) -> Readiness:
+        """Each dependency's state; what is wrong in words (addresses included) only when `detailed`."""
         checks: dict[str, str] = {}
         degraded: list[DegradedReason] = []
-        try:
-            self.graph_version = await self.graph.version()
-            checks["graph"] = "ok"
-        except GraphError as e:
-            checks["graph"] = e.message
-            degraded.append("graph")
-        try:
-            await self.cache.ping()
-            checks["cache"] = "ok"
-        except CacheUnavailableError as e:
-            checks["cache"] = e.message
-            degraded.append("cache")
-        try:
-            if self._scorer_health is not None:
-                await self._scorer_health()
-            checks["scorer"] = "ok"
-        except ScorerError as e:
-            checks["scorer"] = e.message
-            degraded.append("scorer")
-        return Readiness(ready=True, checks=checks, degraded=degraded)
 
-    async def _refresh_graph_version(self) -> None:
-        try:
-            self.graph_version = await self.graph.version()
-            self._graph_breaker.succeeded()
-        except GraphError as e:
-            logger.warning("graph version unknown (caching paused): %s", e.message)
-            self._graph_breaker.failed()
+        async def check(name: DegradedReason, probe: Callable[[], Awaitable[object]], errors: type[Exception]) -> None:
+            try:
+                await probe()
+                checks[name] = "ok"
+            except errors as e:
+                checks[name] = e.message if detailed and isinstance(e, KgrankError) else "unavailable"
+                degraded.append(name)
+
+        await check("graph", lambda: self.graph.state(None), GraphError)
+        await check("cache", self.cache.ping, CacheUnavailableError)
+        if self._scorer_health is not None:
+            await check("scorer", self._scorer_health, ScorerError)
+        else:
+            checks["scorer"] = "ok"
+        return Readiness(ready=True, checks=checks, degraded=degraded)
 
 
 _PER_ANSWER = {"cached", "degraded", "timings_ms"}

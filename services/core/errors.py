@@ -74,5 +74,9 @@ class RequestError(KgrankError):
     """A ranking or path request is invalid as a whole."""
 
 
+class EventConflictError(RequestError):
+    """An event id was recorded before with a different body (a client bug, not a retry)."""
+
+
 class UnknownItemsError(RequestError):
     """Some item ids are not in the graph; `details["item_ids"]` names them."""

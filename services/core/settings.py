@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -58,4 +58,37 @@ class Settings(BaseSettings):
     cache_entries: int = Field(default=10_000, ge=1, description="Capacity of the in-process cache.")
     explanations_per_item: int = Field(default=3, ge=0, le=20, description="Paths returned per ranked item.")
     max_body_bytes: int = Field(default=65_536, ge=1024, description="Larger request bodies get 413.")
-    api_key: SecretStr | None = Field(default=None, description="When set, requests need header X-API-Key.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="When set, /rank and /interactions need it in header X-API-Key; unset, writes are refused "
+        "unless OPEN_WRITES.",
+    )
+    open_writes: bool = Field(
+        default=False, description="Accept POST /interactions without a key (a local demo only; never with a key)."
+    )
+    write_rate_per_s: float = Field(default=50.0, gt=0, description="Writes per second per caller (key or address).")
+    write_burst: int = Field(default=100, ge=1, description="Writes a caller may send at once before the rate applies.")
+    request_read_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="A client must send a request's headers and body within this."
+    )
+    max_connections: int = Field(
+        default=1000, ge=1, description="Open connections (and requests in flight) one API process accepts."
+    )
+
+    @field_validator("api_key")
+    @classmethod
+    def _real_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and (
+            not key.get_secret_value().strip() or key.get_secret_value() != key.get_secret_value().strip()
+        ):
+            raise ValueError(
+                "KGRANK_API_KEY is set but empty, blank or padded with spaces: give a real key, or unset it "
+                "(writes are then closed unless --open-writes)"
+            )
+        return key
+
+    @model_validator(mode="after")
+    def _open_or_keyed(self) -> Settings:
+        if self.open_writes and self.api_key is not None:
+            raise ValueError("KGRANK_OPEN_WRITES and KGRANK_API_KEY are both set: writes are either open or keyed")
+        return self

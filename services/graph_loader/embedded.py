@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from services.core.errors import GraphError
+from services.graph_loader.events import LiveEvent, RecordedEvent
 from services.graph_loader.records import GraphCounts, GraphPart, LoadMeta
 from services.graph_loader.schema import ITEM_LABEL, RATED, USER_LABEL, GraphSchema
 
@@ -36,6 +37,12 @@ CREATE TABLE IF NOT EXISTS rels (
     UNIQUE (src, type, dst)
 );
 CREATE INDEX IF NOT EXISTS rels_by_dst ON rels (dst, type);
+CREATE TABLE IF NOT EXISTS events (
+    dataset TEXT NOT NULL, id TEXT NOT NULL, user_key TEXT NOT NULL, item_key TEXT NOT NULL,
+    rating REAL, ts INTEGER NOT NULL, recorded_at REAL NOT NULL,
+    PRIMARY KEY (dataset, id)
+);
+CREATE INDEX IF NOT EXISTS events_by_user ON events (dataset, user_key);
 """
 
 # Rows per `IN (...)` list: far below SQLite's limit on bound variables.
@@ -47,11 +54,18 @@ ON CONFLICT (dataset, label, key) DO UPDATE SET
     idx = COALESCE(excluded.idx, idx), title = COALESCE(excluded.title, title),
     properties = json_patch(properties, excluded.properties)
 """
+# The event fold of services/graph_loader/events.py: `ts` is the latest time seen, `rating` the one of the
+# latest rated event (ties: the row applied last). Every SET reads the old row, so the three agree.
 _REL_INSERT = """
-INSERT INTO rels (type, src, dst, rating, ts)
-SELECT ?, s.id, d.id, ?, ? FROM nodes s, nodes d
+INSERT INTO rels (type, src, dst, rating, ts, rated_ts)
+SELECT ?, s.id, d.id, ?, ?, ? FROM nodes s, nodes d
 WHERE s.dataset = ? AND s.label = ? AND s.key = ? AND d.dataset = ? AND d.label = ? AND d.key = ?
-ON CONFLICT (src, type, dst) DO UPDATE SET rating = excluded.rating, ts = excluded.ts
+ON CONFLICT (src, type, dst) DO UPDATE SET
+    rating = CASE WHEN excluded.rating IS NOT NULL AND (rels.rated_ts IS NULL OR excluded.rated_ts >= rels.rated_ts)
+        THEN excluded.rating ELSE rels.rating END,
+    rated_ts = CASE WHEN excluded.rating IS NOT NULL AND (rels.rated_ts IS NULL OR excluded.rated_ts >= rels.rated_ts)
+        THEN excluded.rated_ts ELSE rels.rated_ts END,
+    ts = CASE WHEN rels.ts IS NULL OR excluded.ts > rels.ts THEN excluded.ts ELSE rels.ts END
 """
 
 
@@ -91,6 +105,7 @@ class EmbeddedGraph:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            _add_rated_ts(self._db)
         except sqlite3.DatabaseError as e:
             raise GraphError(f"{self.path}: not a usable embedded graph file: {e}", path=str(self.path)) from e
         self._lock = threading.Lock()
@@ -147,35 +162,22 @@ class EmbeddedGraph:
                 db.executemany(_NODE_UPSERT, [(dataset, label, r["name"], None, None, "{}") for r in kept])
                 db.executemany(
                     _REL_INSERT,
-                    [(rel_type, None, None, dataset, ITEM_LABEL, r["item"], dataset, label, r["name"]) for r in kept],
+                    [
+                        (rel_type, None, None, None, dataset, ITEM_LABEL, r["item"], dataset, label, r["name"])
+                        for r in kept
+                    ],
                 )
             elif part.kind == "links":
                 rel_type = _required(part.rel_type)
                 db.executemany(
                     _REL_INSERT,
                     [
-                        (rel_type, None, None, dataset, ITEM_LABEL, r["src"], dataset, ITEM_LABEL, r["dst"])
+                        (rel_type, None, None, None, dataset, ITEM_LABEL, r["src"], dataset, ITEM_LABEL, r["dst"])
                         for r in rows
                     ],
                 )
             else:
-                db.executemany(
-                    _REL_INSERT,
-                    [
-                        (
-                            RATED,
-                            r["rating"],
-                            r["ts"],
-                            dataset,
-                            USER_LABEL,
-                            r["user"],
-                            dataset,
-                            ITEM_LABEL,
-                            r["item"],
-                        )
-                        for r in rows
-                    ],
-                )
+                db.executemany(_REL_INSERT, [_rating_parameters(dataset, r) for r in rows])
 
     def complete_load(self, meta: LoadMeta) -> None:
         with self._transaction() as db:
@@ -190,7 +192,46 @@ class EmbeddedGraph:
     def drop(self, dataset: str) -> None:
         with self._transaction() as db:
             _wipe(db, dataset)
+            db.execute("DELETE FROM events WHERE dataset = ?", (dataset,))
             db.execute("DELETE FROM datasets WHERE name = ?", (dataset,))
+
+    # -- the live event log ----------------------------------------------------------------------------
+
+    def record_event(self, dataset: str, event: LiveEvent) -> RecordedEvent | None:
+        """Append `event` and fold it into the user's RATED edge, in one transaction; None if the item is not
+        in the graph. An event id already in the log changes nothing and returns the stored event."""
+        with self._transaction() as db:
+            if not self._existing_items(db, dataset, {event.item_id}):
+                return None
+            created = db.execute(
+                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset, id) DO NOTHING",
+                (
+                    dataset,
+                    event.event_id,
+                    event.user_id,
+                    event.item_id,
+                    event.rating,
+                    event.timestamp,
+                    event.recorded_at,
+                ),
+            ).rowcount
+            if created:
+                db.execute(_NODE_UPSERT, (dataset, USER_LABEL, event.user_id, None, None, "{}"))
+                db.execute(_REL_INSERT, _rating_parameters(dataset, event.rating_row()))
+            (stored,) = _select_events(db, "dataset = ? AND id = ?", (dataset, event.event_id))
+            return RecordedEvent(
+                event=stored, created=bool(created), user_version=_user_version(db, dataset, stored.user_id)
+            )
+
+    def user_state(self, dataset: str, user_id: str) -> tuple[dict[str, Any] | None, int]:
+        """The dataset's load record and the user's version, read together."""
+        with self._lock:
+            return _status(self._db, dataset), _user_version(self._db, dataset, user_id)
+
+    def events(self, dataset: str) -> list[LiveEvent]:
+        """The whole log of `dataset`, in event order."""
+        with self._lock:
+            return _select_events(self._db, "dataset = ?", (dataset,))
 
     def counts(self, dataset: str) -> GraphCounts:
         nodes = self._read("SELECT label, count(*) FROM nodes WHERE dataset = ? GROUP BY label", (dataset,))
@@ -203,8 +244,8 @@ class EmbeddedGraph:
     # -- reads for relation paths ---------------------------------------------------------------------
 
     def status(self, dataset: str) -> dict[str, Any] | None:
-        rows = self._read("SELECT data_hash, split, status FROM datasets WHERE name = ?", (dataset,))
-        return dict(zip(("data_hash", "split", "status"), rows[0], strict=True)) if rows else None
+        with self._lock:
+            return _status(self._db, dataset)
 
     def find_nodes(self, dataset: str, label: str, keys: Iterable[str]) -> dict[str, NodeRow]:
         with self._lock:
@@ -276,6 +317,55 @@ def _select_in(
         query = sql.format(marks=",".join("?" * len(chunk)))
         rows.extend(db.execute(query, parameters(chunk)).fetchall())
     return rows
+
+
+def _status(db: sqlite3.Connection, dataset: str) -> dict[str, Any] | None:
+    row = db.execute(
+        "SELECT data_hash, split, status, completed_at FROM datasets WHERE name = ?", (dataset,)
+    ).fetchone()
+    return dict(zip(("data_hash", "split", "status", "completed_at"), row, strict=True)) if row else None
+
+
+def _user_version(db: sqlite3.Connection, dataset: str, user_id: str) -> int:
+    return db.execute("SELECT count(*) FROM events WHERE dataset = ? AND user_key = ?", (dataset, user_id)).fetchone()[
+        0
+    ]
+
+
+def _select_events(db: sqlite3.Connection, where: str, parameters: Sequence[Any]) -> list[LiveEvent]:
+    rows = db.execute(
+        "SELECT id, user_key, item_key, rating, ts, recorded_at FROM events "  # noqa: S608 - fixed SQL text
+        f"WHERE {where} ORDER BY ts, recorded_at, id",
+        parameters,
+    ).fetchall()
+    return [
+        LiveEvent(event_id=r[0], user_id=r[1], item_id=r[2], rating=r[3], timestamp=r[4], recorded_at=r[5])
+        for r in rows
+    ]
+
+
+def _rating_parameters(dataset: str, row: dict[str, Any]) -> tuple[Any, ...]:
+    rated_ts = None if row["rating"] is None else row["ts"]
+    return (
+        RATED,
+        row["rating"],
+        row["ts"],
+        rated_ts,
+        dataset,
+        USER_LABEL,
+        row["user"],
+        dataset,
+        ITEM_LABEL,
+        row["item"],
+    )
+
+
+def _add_rated_ts(db: sqlite3.Connection) -> None:
+    """Files written before the event log have no `rated_ts`: their ratings date from their edge's `ts`."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(rels)")}
+    if "rated_ts" not in columns:
+        db.execute("ALTER TABLE rels ADD COLUMN rated_ts INTEGER")
+        db.execute("UPDATE rels SET rated_ts = ts WHERE rating IS NOT NULL")
 
 
 def _wipe(db: sqlite3.Connection, dataset: str) -> None:

@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from importlib.metadata import version
 from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from tqdm import tqdm
 
 from services.core.errors import GraphError
 from services.graph_loader.dataset import ProcessedDataset
+from services.graph_loader.events import LiveEvent
 from services.graph_loader.records import (
     GraphCounts,
     GraphPart,
@@ -19,13 +20,15 @@ from services.graph_loader.records import (
     LoadMeta,
     expected_counts,
     graph_parts,
+    live_parts,
 )
 from services.graph_loader.schema import GraphSchema
 
 
 class GraphWriter(Protocol):
     def begin_load(self, meta: LoadMeta, schema: GraphSchema) -> bool:
-        """Create constraints, wipe the dataset if the graph holds a different load; True if it wiped."""
+        """Create constraints, wipe the dataset if the graph holds a different load (never its live event
+        log); True if it wiped."""
         ...
 
     def write(self, dataset: str, part: GraphPart, rows: list[dict[str, Any]]) -> None:
@@ -35,7 +38,11 @@ class GraphWriter(Protocol):
     def complete_load(self, meta: LoadMeta) -> None: ...
 
     def drop(self, dataset: str) -> None:
-        """Remove every node, relationship and the load record of `dataset`."""
+        """Remove every node, relationship, the live event log and the load record of `dataset`."""
+        ...
+
+    def events(self, dataset: str) -> list[LiveEvent]:
+        """The live event log of `dataset`, in event order."""
         ...
 
     def counts(self, dataset: str) -> GraphCounts: ...
@@ -49,6 +56,8 @@ class LoadReport(BaseModel):
     rows: int
     batch_size: int
     wiped_previous: bool
+    live_events: int = Field(description="live events (POST /interactions) replayed onto the load")
+    live_events_skipped: int = Field(description="live events kept in the log whose item this dataset lacks")
     seconds: float
     counts: GraphCounts
 
@@ -62,7 +71,8 @@ def load_graph(
     batch_size: int = 5000,
     progress: bool = True,
 ) -> LoadReport:
-    """Write every part in batches, then check the graph's counts against the rows: nothing lost."""
+    """Write every part in batches, replay the live event log over them, then check the graph's counts
+    against the rows and the events: nothing lost, live interactions included."""
     started = time.perf_counter()
     parts = graph_parts(dataset, split)
     meta = LoadMeta(
@@ -79,8 +89,14 @@ def load_graph(
             for batch in batches(part.rows, batch_size):
                 writer.write(dataset.name, part, batch)
                 bar.update(len(batch))
+    items = {item.id for item in dataset.items}
+    log = writer.events(dataset.name)
+    live = [event for event in log if event.item_id in items]
+    for part in live_parts(live):
+        for batch in batches(part.rows, batch_size):
+            writer.write(dataset.name, part, batch)
     counts = writer.counts(dataset.name)
-    expected = expected_counts(parts)
+    expected = expected_counts(parts, live)
     if counts != expected:
         raise GraphError(
             f"{target} holds different counts than {dataset.name} ({split}) after loading: "
@@ -96,6 +112,8 @@ def load_graph(
         rows=total,
         batch_size=batch_size,
         wiped_previous=wiped,
+        live_events=len(live),
+        live_events_skipped=len(log) - len(live),
         seconds=round(time.perf_counter() - started, 3),
         counts=counts,
     )

@@ -8,7 +8,14 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import neo4j
-from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceUnavailable, SessionExpired
+from neo4j.exceptions import (
+    AuthError,
+    ConfigurationError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+    TransientError,
+)
 
 from services.core.errors import ConfigError, GraphAuthError, GraphError, GraphUnavailableError
 from services.core.settings import Settings
@@ -72,7 +79,7 @@ def open_driver(settings: Settings) -> neo4j.Driver:
 
 @contextmanager
 def neo4j_errors(action: str, where: str | None = None) -> Iterator[None]:
-    """Driver exceptions during `action` as kgrank errors: refused or unreachable → GraphUnavailableError,
+    """Driver exceptions during `action` as kgrank errors: refused, unreachable or busy → GraphUnavailableError,
     a rejected statement → GraphError."""
     server = f"Neo4j at {where}" if where else "Neo4j"
     try:
@@ -81,5 +88,7 @@ def neo4j_errors(action: str, where: str | None = None) -> Iterator[None]:
         raise GraphUnavailableError(f"{server} refused the credentials") from e
     except (ServiceUnavailable, SessionExpired, OSError, ValueError) as e:  # ValueError: unresolvable address
         raise GraphUnavailableError(f"{server} is unreachable: {e}") from e
+    except TransientError as e:  # still failing after the retries: busy, not broken
+        raise GraphUnavailableError(f"{server} is busy ({action}): {e.message}") from e
     except Neo4jError as e:
         raise GraphError(f"Neo4j rejected {action}: {e.message}") from e

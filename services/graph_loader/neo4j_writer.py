@@ -9,8 +9,9 @@ from neo4j.exceptions import Neo4jError, ServiceUnavailable
 
 from services.core.cypher import CypherLibrary, cypher_library
 from services.core.errors import GraphError, GraphUnavailableError
+from services.graph_loader.events import LiveEvent
 from services.graph_loader.records import GraphCounts, GraphPart, LoadMeta
-from services.graph_loader.schema import DATASET_LABEL, ITEM_LABEL, USER_LABEL, GraphSchema
+from services.graph_loader.schema import DATASET_LABEL, EVENT_LABEL, ITEM_LABEL, USER_LABEL, GraphSchema
 
 
 class Neo4jGraphWriter:
@@ -20,7 +21,8 @@ class Neo4jGraphWriter:
         self._cypher = library or cypher_library()
 
     def begin_load(self, meta: LoadMeta, schema: GraphSchema) -> bool:
-        self._run(self._cypher["constraint_dataset"])
+        for statement in ("constraint_dataset", "constraint_event", "index_event_user"):
+            self._run(self._cypher[statement])
         keys = {USER_LABEL: "id", ITEM_LABEL: "id"} | dict.fromkeys(schema.attributes, "name")
         for label, key in keys.items():
             self._run(
@@ -50,13 +52,17 @@ class Neo4jGraphWriter:
 
     def drop(self, dataset: str) -> None:
         self._run(self._cypher["dataset_wipe"], dataset=dataset)
+        self._run(self._cypher["events_forget"], dataset=dataset)
         self._query(self._cypher["dataset_forget"], dataset=dataset)
+
+    def events(self, dataset: str) -> list[LiveEvent]:
+        return [LiveEvent(**row) for row in self._query(self._cypher["events"], dataset=dataset)]
 
     def counts(self, dataset: str) -> GraphCounts:
         nodes = self._query(self._cypher["count_nodes"], dataset=dataset)
         relationships = self._query(self._cypher["count_relationships"], dataset=dataset)
         return GraphCounts(
-            nodes={row["label"]: row["count"] for row in nodes if row["label"] != DATASET_LABEL},
+            nodes={row["label"]: row["count"] for row in nodes if row["label"] not in (DATASET_LABEL, EVENT_LABEL)},
             relationships={row["type"]: row["count"] for row in relationships},
         )
 

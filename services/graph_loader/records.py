@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from services.graph_loader.dataset import ProcessedDataset
+from services.graph_loader.events import LiveEvent, event_order
 from services.graph_loader.schema import ITEM_LABEL, RATED, USER_LABEL
 
 GraphSplit = Literal["train", "all"]
@@ -88,13 +89,23 @@ def graph_parts(dataset: ProcessedDataset, split: GraphSplit) -> list[GraphPart]
     return parts
 
 
-def expected_counts(parts: list[GraphPart]) -> GraphCounts:
-    """Counts a complete load must produce (distinct attribute nodes; edges are unique per endpoints)."""
+def live_parts(events: list[LiveEvent]) -> list[GraphPart]:
+    """The live event log as graph rows: its users (a stored idx is kept), then its events in event order."""
+    users = dict.fromkeys(event.user_id for event in events)
+    return [
+        GraphPart("users", [{"id": user_id, "idx": None} for user_id in users]),
+        GraphPart("ratings", [event.rating_row() for event in event_order(events)]),
+    ]
+
+
+def expected_counts(parts: list[GraphPart], live: list[LiveEvent]) -> GraphCounts:
+    """Counts a complete load must produce (distinct attribute nodes; edges are unique per endpoints;
+    live events add their users and user–item pairs)."""
     nodes: dict[str, int] = {}
     relationships: dict[str, int] = {}
     for part in parts:
         if part.kind == "users":
-            nodes[USER_LABEL] = len(part.rows)
+            nodes[USER_LABEL] = len({row["id"] for row in part.rows} | {event.user_id for event in live})
         elif part.kind == "items":
             nodes[ITEM_LABEL] = len(part.rows)
         elif part.kind == "attributes" and part.label and part.rel_type:
@@ -103,7 +114,8 @@ def expected_counts(parts: list[GraphPart]) -> GraphCounts:
         elif part.kind == "links" and part.rel_type:
             relationships[part.rel_type] = len({(row["src"], row["dst"]) for row in part.rows})
         elif part.kind == "ratings":
-            relationships[RATED] = len(part.rows)
+            pairs = {(row["user"], row["item"]) for row in part.rows}
+            relationships[RATED] = len(pairs | {(event.user_id, event.item_id) for event in live})
     return GraphCounts(
         nodes={k: v for k, v in nodes.items() if v},
         relationships={k: v for k, v in relationships.items() if v},

@@ -5,15 +5,22 @@ Training takes well under a minute; quality is not what these tests check.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from services.api.app import build_service, create_app
+from services.api.local import free_port
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
@@ -112,3 +119,35 @@ def candidates_for(served: Served, user_idx: int, count: int = 10) -> list[str]:
     frame = served.dataset.interactions
     seen = set(frame.loc[frame["user"] == user_idx, "item"].tolist())
     return [item.id for item in served.dataset.items if item.idx not in seen][:count]
+
+
+@contextmanager
+def serve_process(served: Served, log: Path, **settings: str) -> Iterator[str]:
+    """`kgrank serve` as a process of its own on the served model (KGRANK_* from `settings`); yields its URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")} | {
+        "KGRANK_DATASET_DIR": str(served.data_dir),
+        "KGRANK_MODEL_DIR": str(served.bundle.ranker),
+        "KGRANK_RETRIEVER_DIR": str(served.bundle.retriever),
+        **{f"KGRANK_{name.upper()}": value for name, value in settings.items()},
+    }
+    with log.open("w") as sink:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "kgrank", "serve", "--port", str(port)], stdout=sink, stderr=sink, env=env
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 120
+            while True:
+                assert server.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=30)

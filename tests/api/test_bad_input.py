@@ -109,7 +109,7 @@ def test_injected_ids_reach_neo4j_only_as_values(
         )
         return records[0]["nodes"], records[0]["rels"]
 
-    client = client_for(**neo4j_served)
+    client = client_for(**neo4j_served, open_writes=True)
     item = served.dataset.items[0].id
     before = counts()
     for value in INJECTIONS:
@@ -122,7 +122,8 @@ def test_injected_ids_reach_neo4j_only_as_values(
             database_=neo4j_settings.neo4j_database,
         )
         assert [r["item"] for r in records] == [item]  # stored verbatim, as the id of one new user
-    assert counts() == (before[0] + len(INJECTIONS), before[1] + len(INJECTIONS))
+    # Per value: one new user and one event in the log; one RATED edge.
+    assert counts() == (before[0] + 2 * len(INJECTIONS), before[1] + len(INJECTIONS))
 
 
 def test_serve_refuses_bad_settings_with_one_error_line(served: Served, tmp_path) -> None:

@@ -22,7 +22,7 @@ from tests.api.conftest import Served
 
 @pytest.fixture(scope="module")
 def api_url(served: Served) -> Iterator[str]:
-    configured = served.settings()
+    configured = served.settings(open_writes=True)  # the write path too, not only its 403
     with serve_in_thread(create_app(configured, service=build_service(configured))) as url:
         yield url
 

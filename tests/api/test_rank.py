@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+from pydantic import ValidationError
+
+from services.core.settings import Settings
 from services.ranker.paths.render import path_cypher
 from tests.api.conftest import ClientFactory, Served, candidates_for
 
@@ -54,7 +58,7 @@ def test_the_same_request_is_answered_from_the_cache(served: Served, client_for:
     second = client.post("/rank", json=request).json()
     assert len(first["ranking"]) == 3 and first["cached"] is False and second["cached"] is True
     assert second["ranking"] == first["ranking"]
-    assert set(second["timings_ms"]) == {"cache", "total"}
+    assert set(second["timings_ms"]) == {"graph_state", "cache", "total"}  # the user's version, then the cache
     different = client.post("/rank", json=request | {"explain": False}).json()
     assert different["cached"] is False and all(item["explanations"] == [] for item in different["ranking"])
     metrics = client.get("/metrics").text
@@ -65,7 +69,7 @@ def test_the_same_request_is_answered_from_the_cache(served: Served, client_for:
 def test_an_interaction_invalidates_the_cache_and_reaches_the_next_ranking(
     served: Served, client_for: ClientFactory
 ) -> None:
-    client = client_for()
+    client = client_for(open_writes=True)
     user = f"new-user-{uuid.uuid4().hex[:8]}"
     candidates = candidates_for(served, 1, 5)
     request = {"user_id": user, "candidates": candidates}
@@ -75,19 +79,28 @@ def test_an_interaction_invalidates_the_cache_and_reaches_the_next_ranking(
     assert client.post("/rank", json=request).json()["cached"] is True
 
     watched = served.dataset.items[0]
-    recorded = client.post("/interactions", json={"user_id": user, "item_id": watched.id, "rating": 4.5})
+    event = {"event_id": f"e-{user}", "user_id": user, "item_id": watched.id, "rating": 4.5, "timestamp": 1_700_000_000}
+    recorded = client.post("/interactions", json=event)
     assert recorded.status_code == 200, recorded.text
-    assert recorded.json()["cache_invalidated"] is True and recorded.json()["degraded"] == []
+    assert recorded.json() == event | {"duplicate": False, "user_version": 1}
 
     warm = client.post("/rank", json=request).json()
-    assert warm["cached"] is False
+    assert warm["cached"] is False and warm["user_version"] == 1
     assert warm["known_user"] is True and warm["cold_start"] is False and warm["history_length"] == 1
     origins = {e["path"][0]["key"] for item in warm["ranking"] for e in item["explanations"]}
     assert origins <= {watched.id}
 
+    # A retry of the same event changes nothing, and the cached ranking stays valid; a reused id with another
+    # body is a client bug, refused.
+    retry = client.post("/interactions", json=event).json()
+    assert retry["duplicate"] is True and retry["user_version"] == 1
+    assert client.post("/rank", json=request).json()["cached"] is True
+    conflict = client.post("/interactions", json=event | {"rating": 1.0})
+    assert conflict.status_code == 409 and event["event_id"] in conflict.json()["error"]
+
 
 def test_bad_candidates_are_rejected_naming_the_ids(served: Served, client_for: ClientFactory) -> None:
-    client = client_for()
+    client = client_for(open_writes=True)
     user = served.dataset.user_id(1)
     known = [item.id for item in served.dataset.items]
 
@@ -118,6 +131,55 @@ def test_the_api_key_is_required_when_configured(served: Served, client_for: Cli
     assert wrong.status_code == 401 and "s3cret" not in wrong.text
     assert client.post("/rank", json=request, headers={"X-API-Key": "s3cret-key"}).status_code == 200
     assert client.get("/healthz").status_code == 200  # probes need no key
+    write = {"user_id": "keyed-user", "item_id": request["candidates"][0]}
+    assert client.post("/interactions", json=write).status_code == 401
+    assert client.post("/interactions", json=write, headers={"X-API-Key": "s3cret-key"}).status_code == 200
+
+
+def test_writes_are_closed_without_a_key_unless_started_open(served: Served, client_for: ClientFactory) -> None:
+    write = {"user_id": "closed-user", "item_id": served.dataset.items[0].id}
+    closed = client_for().post("/interactions", json=write)
+    assert closed.status_code == 403 and "KGRANK_API_KEY" in closed.json()["error"]
+    assert "--open-writes" in closed.json()["error"]
+    assert client_for(open_writes=True).post("/interactions", json=write).status_code == 200
+
+
+@pytest.mark.parametrize("key", ["", "   ", " padded", "\t"])
+def test_an_empty_or_blank_key_refuses_to_start(key: str) -> None:
+    with pytest.raises(ValidationError, match="KGRANK_API_KEY is set but empty, blank or padded"):
+        Settings(api_key=key)
+
+
+def test_open_writes_and_a_key_together_refuse_to_start() -> None:
+    with pytest.raises(ValidationError, match="either open or keyed"):
+        Settings(api_key="a-real-key-1234", open_writes=True)
+
+
+def test_writes_are_rate_limited_per_caller(served: Served, client_for: ClientFactory) -> None:
+    client = client_for(api_key="rate-key-0123456789", write_burst=3, write_rate_per_s=0.5)
+    write = {"user_id": "rate-user", "item_id": served.dataset.items[0].id}
+    answers = [client.post("/interactions", json=write, headers={"X-API-Key": "rate-key-0123456789"}) for _ in range(5)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+    assert answers[3].headers["Retry-After"] == "2" and "too many writes" in answers[3].json()["error"]
+    assert 'kgrank_write_refusals_total{reason="rate_limited"} 2.0' in client.get("/metrics").text
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    ["x" * 129, "nul\x00inside", "zero\u200bwidth", "line\nbreak", " leading", "trailing ", ""],
+)
+def test_ids_that_break_the_rule_are_refused(served: Served, client_for: ClientFactory, user_id: str) -> None:
+    client = client_for(open_writes=True)
+    item = served.dataset.items[0].id
+    for path, body in (
+        ("/interactions", {"user_id": user_id, "item_id": item}),
+        ("/interactions", {"event_id": user_id, "user_id": "ok-user", "item_id": item}),
+        ("/rank", {"user_id": user_id, "candidates": [item]}),
+    ):
+        answer = client.post(path, json=body)
+        assert answer.status_code == 422, (path, body, answer.text)
+        assert "printable" in answer.json()["error"] or "empty" in answer.json()["error"]
+    assert client.post("/interactions", json={"user_id": "x" * 128, "item_id": item}).status_code == 200
 
 
 def test_scorer_down_falls_back_to_the_preference_module_and_says_so(served: Served, client_for: ClientFactory) -> None:
@@ -130,7 +192,7 @@ def test_scorer_down_falls_back_to_the_preference_module_and_says_so(served: Ser
     assert again["cached"] is False  # a degraded answer is never cached
     assert 'kgrank_degraded_total{reason="scorer"} 2.0' in client.get("/metrics").text
     ready = client.get("/readyz").json()
-    assert ready["degraded"] == ["scorer"] and "cannot reach vLLM" in ready["checks"]["scorer"]
+    assert ready["degraded"] == ["scorer"] and ready["checks"]["scorer"] == "unavailable"  # no address to strangers
 
 
 def test_probes_and_docs(served: Served, client_for: ClientFactory) -> None:

@@ -3,10 +3,6 @@ any answer, not in CLI errors, even when the dependency they unlock refuses them
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
@@ -14,9 +10,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from services.api.local import free_port
 from services.core.settings import Settings
-from tests.api.conftest import Served, candidates_for
+from tests.api.conftest import Served, candidates_for, serve_process
 from tests.unit.test_cli import assert_one_error, kgrank
 
 
@@ -30,54 +25,35 @@ def test_no_credential_reaches_the_log_or_an_answer(
     api_key = f"key-{uuid.uuid4().hex}"
     redis_secret = f"redis-{uuid.uuid4().hex}"  # a user the test Redis does not have: AUTH fails, the cache degrades
     redis = urlparse(redis_url)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")} | {
-        "KGRANK_DATASET_DIR": str(served.data_dir),
-        "KGRANK_MODEL_DIR": str(served.bundle.ranker),
-        "KGRANK_RETRIEVER_DIR": str(served.bundle.retriever),
-        "KGRANK_NEO4J_URI": str(neo4j_served["neo4j_uri"]),
-        "KGRANK_NEO4J_PASSWORD": neo4j_password,
-        "KGRANK_API_KEY": api_key,
-        "KGRANK_REDIS_URL": f"redis://kgrank-ghost:{redis_secret}@{redis.hostname}:{redis.port}{redis.path}",
-    }
     log = tmp_path / "serve.log"
-    bodies: list[str] = []
-    with log.open("w") as sink:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "kgrank", "serve", "--port", str(port)], stdout=sink, stderr=sink, env=env
-        )
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-                deadline = time.monotonic() + 120
-                while True:
-                    assert server.poll() is None, log.read_text()
-                    assert time.monotonic() < deadline, log.read_text()
-                    try:
-                        if client.get("/healthz").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    time.sleep(0.2)
-                body = {"user_id": served.dataset.user_id(1), "candidates": candidates_for(served, 1, 5)}
-                answers = [
-                    client.post("/rank", json=body, headers={"X-API-Key": api_key}),
-                    client.post("/rank", json=body, headers={"X-API-Key": api_key[:-1]}),
-                    client.post("/rank", json=body),
-                    client.post(
-                        "/interactions",
-                        json={"user_id": body["user_id"], "item_id": body["candidates"][0]},
-                        headers={"X-API-Key": api_key},
-                    ),
-                    client.get("/readyz"),
-                    client.get("/metrics"),
-                    client.get("/openapi.json"),
-                ]
-                bodies = [answer.text + str(answer.headers) for answer in answers]
-                assert [a.status_code for a in answers[:4]] == [200, 401, 401, 200]
-                assert answers[0].json()["degraded"] == ["cache"]  # the refused Redis password was really used
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    with (
+        serve_process(
+            served,
+            log,
+            neo4j_uri=str(neo4j_served["neo4j_uri"]),
+            neo4j_password=neo4j_password,
+            api_key=api_key,
+            redis_url=f"redis://kgrank-ghost:{redis_secret}@{redis.hostname}:{redis.port}{redis.path}",
+        ) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        body = {"user_id": served.dataset.user_id(1), "candidates": candidates_for(served, 1, 5)}
+        answers = [
+            client.post("/rank", json=body, headers={"X-API-Key": api_key}),
+            client.post("/rank", json=body, headers={"X-API-Key": api_key[:-1]}),
+            client.post("/rank", json=body),
+            client.post(
+                "/interactions",
+                json={"user_id": body["user_id"], "item_id": body["candidates"][0]},
+                headers={"X-API-Key": api_key},
+            ),
+            client.get("/readyz"),
+            client.get("/metrics"),
+            client.get("/openapi.json"),
+        ]
+        bodies = [answer.text + str(answer.headers) for answer in answers]
+        assert [a.status_code for a in answers[:4]] == [200, 401, 401, 200]
+        assert answers[0].json()["degraded"] == ["cache"]  # the refused Redis password was really used
     logged = log.read_text()
     assert "POST /rank" in logged and "cache" in logged  # the log holds access lines and the Redis failure
     for secret in filter(None, (neo4j_password, api_key, redis_secret)):

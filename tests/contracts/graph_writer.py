@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
+from collections.abc import Callable
+
+from services.api.graph import ServingGraph
 from services.graph_loader.dataset import ProcessedDataset
+from services.graph_loader.events import LiveEvent, event_order
 from services.graph_loader.loader import GraphWriter, load_graph
 from services.graph_loader.records import expected_counts, graph_parts
+from services.ranker.paths import PathRequest
+
+ServingGraphFactory = Callable[[ProcessedDataset], ServingGraph]
 
 
 class GraphWriterContract:
     def test_counts_equal_the_dataset(self, writer: GraphWriter, dataset: ProcessedDataset) -> None:
         report = load_graph(dataset, writer, target="test", progress=False)
-        assert report.counts == expected_counts(graph_parts(dataset, "all"))
+        assert report.counts == expected_counts(graph_parts(dataset, "all"), [])
         assert report.counts.relationships["RATED"] == len(dataset.interactions)
         assert report.counts.nodes["User"] == len(dataset.users)
         assert report.counts.nodes["Item"] == len(dataset.items)
@@ -44,10 +53,10 @@ class GraphWriterContract:
         writer.begin_load(meta, dataset.schema)
         for part in parts[:3]:
             writer.write(dataset.name, part, part.rows[: len(part.rows) // 2])
-        assert writer.counts(dataset.name) != expected_counts(parts)
+        assert writer.counts(dataset.name) != expected_counts(parts, [])
         report = load_graph(dataset, writer, target="test", progress=False)
         assert not report.wiped_previous
-        assert report.counts == expected_counts(parts)
+        assert report.counts == expected_counts(parts, [])
 
     def test_drop_removes_the_dataset_only(self, writer: GraphWriter, dataset: ProcessedDataset, tmp_path) -> None:
         from tests.fixtures.toy import toy_dataset
@@ -63,3 +72,84 @@ class GraphWriterContract:
             assert not load_graph(dataset, writer, target="test", progress=False).wiped_previous
         finally:
             writer.drop(other.name)
+
+    # -- the live event log (subclasses also provide `serving_graph(dataset) -> ServingGraph`) -------------
+
+    def test_live_events_survive_every_documented_load(
+        self, writer: GraphWriter, dataset: ProcessedDataset, serving_graph: ServingGraphFactory
+    ) -> None:
+        load_graph(dataset, writer, target="test", progress=False)
+        frame = dataset.interactions
+        first = frame.iloc[0]
+        user, item = dataset.user_id(int(first["user"])), dataset.item(int(first["item"])).id
+        seen = set(frame.loc[frame["user"] == first["user"], "item"].tolist())
+        other = next(i.id for i in dataset.items if i.idx not in seen)
+        rerating = 1.0 if first["rating"] != 1.0 else 2.0
+        events = [
+            LiveEvent(
+                event_id="re-rate", user_id=user, item_id=item, rating=rerating, timestamp=2_000_000_000, recorded_at=1
+            ),
+            # A later view without a rating: last seen moves on, the rating stays.
+            LiveEvent(event_id="view", user_id=user, item_id=item, rating=None, timestamp=2_000_000_100, recorded_at=2),
+            LiveEvent(
+                event_id="new-user",
+                user_id="live only",
+                item_id=other,
+                rating=4.0,
+                timestamp=2_000_000_050,
+                recorded_at=3,
+            ),
+        ]
+
+        async def scenario() -> None:
+            graph = serving_graph(dataset)
+            try:
+                recorded = [await graph.record(event) for event in events]
+                assert [(r.created, r.user_version) for r in recorded] == [(True, 1), (True, 2), (True, 1)]
+                retried = await graph.record(events[0].model_copy(update={"recorded_at": 9}))
+                assert (retried.created, retried.user_version, retried.event) == (False, 2, events[0])
+                for split in ("all", "train", "all"):  # a reload, a wiping reload onto another split, and back
+                    report = load_graph(dataset, writer, target="test", split=split, progress=False)
+                    assert (report.live_events, report.live_events_skipped) == (3, 0), split
+                    state = await graph.state(user)
+                    assert state.user_version == 2 and state.data_hash == dataset.manifest.data_hash
+                    (latest,) = (await graph.fetch(PathRequest(user_id=user, candidates=(other,)))).history[-1:]
+                    assert (latest.item_id, latest.rating, latest.timestamp) == (item, rerating, 2_000_000_100)
+                    live_only = await graph.fetch(PathRequest(user_id="live only", candidates=(item,)))
+                    assert live_only.known_user and [h.item_id for h in live_only.history] == [other]
+                assert writer.events(dataset.name) == event_order(events)
+            finally:
+                await graph.close()
+
+        asyncio.run(scenario())
+
+    def test_concurrent_events_fold_to_the_latest(
+        self, writer: GraphWriter, dataset: ProcessedDataset, serving_graph: ServingGraphFactory
+    ) -> None:
+        load_graph(dataset, writer, target="test", progress=False)
+        item = dataset.items[0].id
+        events = [
+            LiveEvent(
+                event_id=f"burst-{n}",
+                user_id="burst",
+                item_id=item,
+                rating=float(n % 5 + 1) if n % 3 else None,
+                timestamp=1_000 + n,
+                recorded_at=n,
+            )
+            for n in range(50)
+        ]
+        random.Random(0).shuffle(events)
+
+        async def scenario() -> None:
+            graph = serving_graph(dataset)
+            try:
+                await asyncio.gather(*(graph.record(event) for event in events))
+                assert (await graph.state("burst")).user_version == 50
+                (only,) = (await graph.fetch(PathRequest(user_id="burst", candidates=(dataset.items[1].id,)))).history
+                # Last seen at the newest event (49); the rating of the newest rated one (49 % 3 != 0: 49 % 5 + 1).
+                assert (only.item_id, only.timestamp, only.rating) == (item, 1_049, 5.0)
+            finally:
+                await graph.close()
+
+        asyncio.run(scenario())

@@ -17,13 +17,17 @@ from tests.conftest import ROOT, unavailable
 COMPOSE = ROOT / "docker-compose.yml"
 
 
-def compose(*args: str, file: Path = COMPOSE, password: str | None = "pw") -> subprocess.CompletedProcess[str]:
+def compose(
+    *args: str, file: Path = COMPOSE, password: str | None = "pw", api_key: str | None = "key-0123456789"
+) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("docker-compose")
     if binary is None:
         unavailable("docker-compose not installed (apt-get install docker-compose)")
     env = {k: v for k, v in os.environ.items() if k not in ("NEO4J_PASSWORD", "KGRANK_SCORER", "KGRANK_API_KEY")}
     if password is not None:
         env["NEO4J_PASSWORD"] = password
+    if api_key is not None:
+        env["KGRANK_API_KEY"] = api_key
     return subprocess.run(
         [binary, "-f", str(file), "--project-directory", str(ROOT), *args],
         capture_output=True,
@@ -49,6 +53,12 @@ def test_the_file_is_valid_compose() -> None:
 def test_the_neo4j_password_is_never_defaulted() -> None:
     result = compose("config", "-q", password=None)
     assert result.returncode != 0 and "NEO4J_PASSWORD" in result.stderr
+
+
+@pytest.mark.parametrize("api_key", [None, ""])
+def test_the_api_key_is_never_defaulted_or_empty(api_key: str | None) -> None:
+    result = compose("config", "-q", api_key=api_key)
+    assert result.returncode != 0 and "KGRANK_API_KEY" in result.stderr
 
 
 def test_the_validator_rejects_what_docker_would(tmp_path: Path) -> None:

@@ -6,17 +6,19 @@ from pathlib import Path
 
 import pytest
 
+from services.api.graph import Neo4jServingGraph
 from services.core.cypher import cypher_library
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
 from services.graph_loader.loader import load_graph
 from services.graph_loader.neo4j_writer import Neo4jGraphWriter
 from services.graph_loader.prepare import prepare_dataset
+from services.ranker.context import RANKING_PATHS
 from services.ranker.paths import PathConfig, PathRequest
 from services.ranker.paths.embedded_source import EmbeddedPathSource
 from services.ranker.paths.neo4j_source import Neo4jPathSource
 from services.ranker.paths.render import path_cypher
-from tests.contracts.graph_writer import GraphWriterContract
+from tests.contracts.graph_writer import GraphWriterContract, ServingGraphFactory
 from tests.contracts.path_source import MakeSource, PathSourceContract
 from tests.fixtures.toy import toy_dataset
 
@@ -32,6 +34,10 @@ class TestNeo4jWriter(GraphWriterContract):
     @pytest.fixture
     def writer(self, neo4j_driver, neo4j_settings) -> Neo4jGraphWriter:
         return Neo4jGraphWriter(neo4j_driver, database=neo4j_settings.neo4j_database)
+
+    @pytest.fixture
+    def serving_graph(self, neo4j_settings) -> ServingGraphFactory:
+        return lambda dataset: Neo4jServingGraph(neo4j_settings, dataset, RANKING_PATHS)
 
     def test_counts_equal_the_embedded_graph(
         self, writer: Neo4jGraphWriter, dataset: ProcessedDataset, tmp_path: Path
@@ -50,6 +56,7 @@ class TestNeo4jWriter(GraphWriterContract):
         assert constraints["kgrank_item_id"] == ("UNIQUENESS", ["Item"], ["dataset", "id"])
         assert constraints["kgrank_actor_name"] == ("UNIQUENESS", ["Actor"], ["dataset", "name"])
         assert constraints["kgrank_dataset_name"] == ("UNIQUENESS", ["KgrankDataset"], ["name"])
+        assert constraints["kgrank_event_id"] == ("UNIQUENESS", ["KgrankEvent"], ["dataset", "id"])
 
 
 class TestNeo4jPaths(PathSourceContract):

@@ -339,3 +339,52 @@ def test_bundle_killed_while_training_the_ranker_leaves_nothing_half_made(loaded
     assert "serve it: kgrank serve" in rerun.stdout
     assert (out / "ranker" / "kgrank_ranker.json").is_file() and (out / "preference" / "preference.pt").is_file()
     assert not staging.exists(), "the dead run's staging folder was not cleared"
+
+
+def test_live_events_export_and_feed_the_next_prepare(prepared: Path, ml_raw: Path, tmp_path: Path) -> None:
+    from services.graph_loader.dataset import ProcessedDataset
+    from services.graph_loader.embedded import EmbeddedGraph
+    from services.graph_loader.events import LiveEvent
+
+    assert kgrank("graph", "load", "--data", prepared).returncode == 0
+    dataset = ProcessedDataset.load(prepared)
+    frame = dataset.interactions
+    seen = set(frame.loc[frame["user"] == 1, "item"].tolist())
+    new_item = next(item.id for item in dataset.items if item.idx not in seen)
+    user = dataset.user_id(1)
+    graph = EmbeddedGraph(prepared / "graph.sqlite")
+    try:
+        for n, item in enumerate([new_item, "no-such-item-in-raw"]):
+            event = LiveEvent(
+                event_id=f"x{n}", user_id=user, item_id=item, rating=5.0, timestamp=2_000_000_000 + n, recorded_at=n
+            )
+            if item == new_item:
+                assert graph.record_event(dataset.name, event) is not None
+            else:
+                assert graph.record_event(dataset.name, event) is None  # not in the graph: not recorded
+    finally:
+        graph.close()
+    exported = kgrank("graph", "events", "--data", prepared, "--out", tmp_path / "events.csv")
+    assert exported.returncode == 0, exported.stderr
+    assert "wrote 1 live events of 1 users" in exported.stdout
+    assert (tmp_path / "events.csv").read_text().splitlines()[1].startswith(f"x0,{user},{new_item},5.0,2000000000,")
+
+    out = tmp_path / "next"
+    result = kgrank(
+        "data",
+        "prepare",
+        "--dataset",
+        "ml-latest-small",
+        "--raw",
+        ml_raw,
+        "--out",
+        out,
+        "--events",
+        tmp_path / "events.csv",
+    )
+    assert result.returncode == 0, result.stderr
+    after = ProcessedDataset.load(out)
+    assert len(after.interactions) == len(dataset.interactions) + 1
+    assert after.manifest.data_hash != dataset.manifest.data_hash
+    last = after.interactions[after.interactions["user"] == 1].iloc[-1]
+    assert (after.item(int(last["item"])).id, int(last["timestamp"])) == (new_item, 2_000_000_000)

@@ -5,13 +5,15 @@ from pathlib import Path
 
 import pytest
 
+from services.api.graph import EmbeddedServingGraph
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
 from services.graph_loader.loader import load_graph
 from services.graph_loader.prepare import prepare_dataset
+from services.ranker.context import RANKING_PATHS
 from services.ranker.paths import PathConfig
 from services.ranker.paths.embedded_source import EmbeddedPathSource
-from tests.contracts.graph_writer import GraphWriterContract
+from tests.contracts.graph_writer import GraphWriterContract, ServingGraphFactory
 from tests.contracts.path_source import MakeSource, PathSourceContract
 from tests.fixtures.toy import toy_dataset
 
@@ -27,6 +29,10 @@ class TestEmbeddedWriter(GraphWriterContract):
         yield graph
         graph.close()
 
+    @pytest.fixture
+    def serving_graph(self, writer: EmbeddedGraph) -> ServingGraphFactory:
+        return lambda dataset: EmbeddedServingGraph(writer.path, dataset, RANKING_PATHS)
+
     def test_status_and_persistence(self, writer: EmbeddedGraph, dataset: ProcessedDataset) -> None:
         assert writer.status(dataset.name) is None
         report = load_graph(dataset, writer, target="test", progress=False)
@@ -36,6 +42,7 @@ class TestEmbeddedWriter(GraphWriterContract):
             "data_hash": dataset.manifest.data_hash,
             "split": "all",
             "status": "complete",
+            "completed_at": reopened.status(dataset.name)["completed_at"],  # type: ignore[index]
         }
         assert reopened.counts(dataset.name) == report.counts
         reopened.close()
