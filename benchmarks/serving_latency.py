@@ -44,7 +44,7 @@ from services.graph_loader.neo4j_connection import open_driver
 from services.graph_loader.neo4j_writer import Neo4jGraphWriter
 from services.ranker.candidates import CandidateSet
 
-STAGES = ("cache", "graph", "retriever", "paths", "prompt", "score")
+STAGES = ("graph_state", "cache", "graph", "retriever", "paths", "prompt", "score")
 
 
 def requests_for(dataset: ProcessedDataset, retriever: Path, users: int) -> list[dict[str, Any]]:
