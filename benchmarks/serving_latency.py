@@ -6,8 +6,10 @@ Writes benchmarks/results/ml-latest-small/serving_latency[-NAME].{json,md}.
 
 One client sends requests one after another (latency, not throughput; the load test is separate):
 for each of USERS test users, the retriever's top 20 once (a miss: graph, paths, prompt, one forward
-pass) and then again (a hit). Graphs: the embedded file at DATA/graph.sqlite and, with --neo4j, the
-same data loaded into the Neo4j of KGRANK_NEO4J_* (loaded here, split "all" as in serving).
+pass) and then again (a hit); then the same user without candidates, twice (the served retriever picks
+its top 20 from the user's live history first: "retrieve miss" and "retrieve hit"). Graphs: the embedded
+file at DATA/graph.sqlite and, with --neo4j, the same data loaded into the Neo4j of KGRANK_NEO4J_* (loaded
+here, split "all" as in serving).
 Caches: in-process, and Redis with --redis-url. The scoring stage is set beside its compute bound:
 2 × the model's parameters × the prompt's tokens ÷ this machine's matmul FLOP/s, measured in the same run.
 """
@@ -44,7 +46,8 @@ from services.graph_loader.neo4j_connection import open_driver
 from services.graph_loader.neo4j_writer import Neo4jGraphWriter
 from services.ranker.candidates import CandidateSet
 
-STAGES = ("graph_state", "cache", "graph", "retriever", "paths", "prompt", "score")
+STAGES = ("graph_state", "cache", "retrieve", "graph", "retriever", "paths", "prompt", "score")
+KINDS = ("miss", "hit", "retrieve miss", "retrieve hit")
 
 
 def requests_for(dataset: ProcessedDataset, retriever: Path, users: int) -> list[dict[str, Any]]:
@@ -65,15 +68,16 @@ def measure(settings: Settings, requests: list[dict[str, Any]]) -> dict[str, Any
         client.post("/rank", json=requests[0] | {"user_id": "warm-up"}).raise_for_status()
         gc.collect()
         gc.freeze()  # the service's long-lived objects leave the collector's generations: no GC pauses in the tail
-        samples: dict[str, list[tuple[float, dict[str, float]]]] = {"miss": [], "hit": []}
+        samples: dict[str, list[tuple[float, dict[str, float]]]] = {kind: [] for kind in KINDS}
         for request in requests:
-            for kind in ("miss", "hit"):
+            for kind in KINDS:
+                sent = request if kind in ("miss", "hit") else {"user_id": request["user_id"]}
                 started = time.perf_counter()
-                response = client.post("/rank", json=request)
+                response = client.post("/rank", json=sent)
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 response.raise_for_status()
                 body = response.json()
-                if body["cached"] != (kind == "hit") or body["degraded"]:
+                if body["cached"] != kind.endswith("hit") or body["degraded"]:
                     raise SystemExit(f"unexpected answer for a {kind}: cached={body['cached']} {body['degraded']}")
                 samples[kind].append((elapsed_ms, body["timings_ms"] | {"prompt_tokens": body["prompt_tokens"]}))
         gc.unfreeze()
@@ -149,7 +153,7 @@ def main() -> None:
     payload = {
         "command": command_line("benchmarks.serving_latency", args),
         "environment": environment(neo4j_version),
-        "requests_per_setup": {"miss": len(requests), "hit": len(requests)},
+        "requests_per_setup": dict.fromkeys(KINDS, len(requests)),
         "candidates_per_request": 20,
         "model": json.loads((args.model / "kgrank_ranker.json").read_text())["base_model"],
         "parameters": parameters,
@@ -159,15 +163,17 @@ def main() -> None:
     }
     rows = []
     for name, result in results.items():
-        for kind in ("hit", "miss"):
+        for kind in KINDS:
             total, client = result[kind]["total_ms"], result[kind]["client_ms"]
             stages = ", ".join(f"{s} {v:.1f}" for s, v in result[kind]["stage_p50_ms"].items())
             rows.append([name, kind, total["p50"], total["p95"], total["p99"], client["p50"], stages])
     markdown = (
         "# /rank latency (ml-latest-small, one client over loopback HTTP)\n\n"
         f"`{payload['command']}` on {payload['environment']['machine']}, {payload['environment']['date']}.\n"
-        f"{len(requests)} test users, each asked once (miss) and again (hit); 20 candidates (the retriever's "
-        f"top 20); in-process scorer, {payload['model']} model. Targets: hit p50 <= 3 ms, miss p50 <= 100 ms.\n"
+        f"{len(requests)} test users, each asked once (miss) and again (hit) with 20 candidates (the retriever's "
+        f"top 20), then without candidates (the served retriever picks 20 from the live history, seen items "
+        f"left out: retrieve miss, retrieve hit); in-process scorer, {payload['model']} model. Targets: hit p50 "
+        "<= 3 ms, miss p50 <= 100 ms.\n"
         "p50/p95/p99 are the server's own `timings_ms.total` (handler in to response built); client p50 adds "
         "HTTP, JSON and the client itself.\n\n"
         + markdown_table(["setup", "request", "p50 ms", "p95 ms", "p99 ms", "client p50 ms", "stage p50 ms"], rows)

@@ -55,6 +55,10 @@ class ServingGraph(Protocol):
         """The complete load the graph holds and the user's version; GraphNotLoadedError if there is no load."""
         ...
 
+    async def user_items(self, user_id: str) -> list[str]:
+        """Every item the user has interacted with (live events included), oldest first."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -171,6 +175,15 @@ class Neo4jServingGraph:
             row = await _retried(read)
         return _graph_state(row, int(str(row.get("version", 0))), self._dataset, self._where)
 
+    async def user_items(self, user_id: str) -> list[str]:
+        async def read() -> list[str]:
+            async with self._driver.session(database=self._database, default_access_mode=neo4j.READ_ACCESS) as session:
+                result = await session.run(self._library["user_items"], dataset=self._dataset, user_id=user_id)
+                return [record["id"] async for record in result]
+
+        async with self._deadline("the user's items query"):
+            return await _retried(read)
+
     async def _transaction(self, work: Callable[[neo4j.AsyncManagedTransaction], Awaitable[T]], *, write: bool) -> T:
         async def attempt() -> T:
             async with self._driver.session(database=self._database) as session:
@@ -213,6 +226,9 @@ class EmbeddedServingGraph:
     async def state(self, user_id: str | None) -> GraphState:
         status, version = await asyncio.to_thread(self._graph.user_state, self._dataset, user_id or "")
         return _graph_state(status, version, self._dataset, self._where)
+
+    async def user_items(self, user_id: str) -> list[str]:
+        return await asyncio.to_thread(self._graph.user_items, self._dataset, user_id)
 
     async def close(self) -> None:
         self._graph.close()

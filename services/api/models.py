@@ -19,8 +19,12 @@ class _Body(BaseModel):
 class RankRequest(_Body):
     user_id: Id = Field(description=f"the user: {_ID}")
     # More than 20 is answered with a 422 naming the extra ids; beyond this bound the body is nonsense.
-    candidates: list[Id] = Field(
-        min_length=1, max_length=1000, description=f"1..{MAX_CANDIDATES} unique item ids, e.g. the retriever's top 20"
+    candidates: list[Id] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description=f"1..{MAX_CANDIDATES} unique item ids, e.g. the retriever's top 20; omitted: the served "
+        f"retriever picks its top {MAX_CANDIDATES} from the user's live history, items the user has seen left out",
     )
     top_k: int | None = Field(default=None, ge=1, le=MAX_CANDIDATES, description="return only the best k")
     explain: bool = Field(default=True, description="attach the graph paths behind each item")
@@ -90,6 +94,9 @@ class RankResponse(BaseModel):
     history_length: int
     user_version: int | None = Field(
         description="the user's live events this answer reflects (null when the graph could not be asked)"
+    )
+    candidates_from: Literal["request", "retriever"] = Field(
+        description="who chose the candidates: the request, or the retriever (a request without candidates)"
     )
     ranking: list[RankedItemOut]
     model: ModelInfo

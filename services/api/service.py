@@ -165,8 +165,16 @@ class RankingService:
     # -- POST /rank ----------------------------------------------------------------------------------
 
     async def rank(self, request: RankRequest) -> RankResponse | bytes:
-        """A fresh answer, or a cached one as finished JSON bytes (the hot path skips re-validation)."""
-        self._check_candidates(request.candidates)
+        """A fresh answer, or a cached one as finished JSON bytes (the hot path skips re-validation). Without
+        candidates the retriever picks them from the user's live history (seen items left out)."""
+        if request.candidates is None:
+            if self.retriever is None:
+                raise RequestError(
+                    "no candidates given, and this server has no retriever to pick them (start it with --retriever, "
+                    "KGRANK_RETRIEVER_DIR): send candidates"
+                )
+        else:
+            self._check_candidates(request.candidates)
         timer = _Timer()
         degraded: list[DegradedReason] = []
         state = await self._graph_state(request.user_id, timer, degraded)
@@ -185,6 +193,9 @@ class RankingService:
             if payload is not None:
                 return _cached_answer(payload, degraded, timer.finish())
 
+        original = None
+        if request.candidates is None:
+            original, request = request, await self._retrieve(request, timer, degraded, graph_up=state is not None)
         paths = await self._fetch(request, timer, degraded, graph_up=state is not None)
         item, chosen, prompt = await asyncio.to_thread(self._prepare, request, paths, timer)
         ranking, ranked_by = await self._score(item, chosen, prompt, timer, degraded)
@@ -195,6 +206,7 @@ class RankingService:
             cold_start=not paths.history,
             history_length=len(paths.history),
             user_version=None if state is None else state.user_version,
+            candidates_from="request" if original is None else "retriever",
             ranking=[self._item_out(paths, item) for item in ranked[: request.top_k]],
             model=self._model_info(ranked_by, state),
             prompt_tokens=prompt.tokens,
@@ -208,6 +220,30 @@ class RankingService:
             except CacheUnavailableError as e:
                 logger.warning("cache store failed: %s", e.message)
         return response
+
+    async def _retrieve(
+        self, request: RankRequest, timer: _Timer, degraded: list[DegradedReason], *, graph_up: bool
+    ) -> RankRequest:
+        """The request with the retriever's top candidates for the user's live history (every item the user
+        has interacted with is left out; the dataset's history when the graph is out)."""
+        assert self.retriever is not None  # checked before the cache
+        with timer.stage("retrieve"):
+            seen = None
+            if graph_up and self._graph_breaker.closed():
+                try:
+                    seen = await self.graph.user_items(request.user_id)
+                    self._graph_breaker.succeeded()
+                except GraphError as e:
+                    logger.warning("graph unavailable, retrieving from the dataset's history: %s", e.message)
+                    self._graph_breaker.failed()
+            if seen is None:
+                self._degrade(degraded, "graph")
+                seen = self._offline_history(request.user_id)
+            candidates = await asyncio.to_thread(self.retriever.top, seen, seen=set(seen), count=MAX_CANDIDATES)
+        self.metrics.stages.labels("retrieve").observe(timer.timings_ms["retrieve"] / 1000)
+        if not candidates:
+            raise RequestError(f"user {request.user_id!r} has interacted with every item: nothing left to recommend")
+        return request.model_copy(update={"candidates": candidates})
 
     async def _graph_state(self, user_id: str, timer: _Timer, degraded: list[DegradedReason]) -> GraphState | None:
         """The graph's load and the user's durable version; None (and "graph" degraded) when they are unknown."""
@@ -323,10 +359,7 @@ class RankingService:
 
     def _offline_paths(self, request: RankRequest) -> UserPaths:
         """History from the processed dataset (live interactions unknown) and no paths."""
-        if self._offline is None:
-            history_length = RANKING_PATHS.history_length  # as the graph would return it
-            self._offline = (DatasetContext(self.dataset, history_length=history_length), user_sequences(self.dataset))
-        context, sequences = self._offline
+        context, sequences = self._offline_data()
         user = self._users.get(request.user_id)
         task = RankingTask(
             user=user or 0,
@@ -338,6 +371,18 @@ class RankingService:
         length = 0 if self.retriever is None else self.retriever.max_len
         sequence = tuple(self.dataset.item(int(i)).id for i in task.history[-length:].tolist()) if length else ()
         return paths.model_copy(update={"known_user": user is not None, "sequence": sequence})
+
+    def _offline_history(self, user_id: str) -> list[str]:
+        """Every item of the user in the processed dataset, oldest first (live interactions unknown)."""
+        _, sequences = self._offline_data()
+        user = self._users.get(user_id)
+        return [self.dataset.item(int(i)).id for i in sequences.items[user - 1].tolist()] if user else []
+
+    def _offline_data(self) -> tuple[DatasetContext, UserSequences]:
+        if self._offline is None:  # built on the first graph outage
+            history_length = RANKING_PATHS.history_length  # as the graph would return it
+            self._offline = (DatasetContext(self.dataset, history_length=history_length), user_sequences(self.dataset))
+        return self._offline
 
     def _item_out(self, paths: UserPaths, item: RankedCandidate) -> RankedItemOut:
         return RankedItemOut(

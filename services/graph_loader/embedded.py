@@ -278,6 +278,15 @@ class EmbeddedGraph:
         )
         return [RatingRow(NodeRow(*row[:5]), row[5], row[6]) for row in reversed(rows)]
 
+    def user_items(self, dataset: str, user_id: str) -> list[str]:
+        """Every item the user has a RATED edge to, oldest first ((ts, item idx) order)."""
+        rows = self._read(
+            "SELECT n.key FROM nodes u JOIN rels r ON r.src = u.id JOIN nodes n ON n.id = r.dst "
+            "WHERE u.dataset = ? AND u.label = ? AND u.key = ? AND r.type = ? ORDER BY r.ts, n.idx",
+            (dataset, USER_LABEL, user_id, RATED),
+        )
+        return [row[0] for row in rows]
+
     def neighbours(self, nodes: Iterable[int], types: Sequence[str]) -> list[RelRow]:
         """Every relationship of one of `types` touching one of `nodes`, in either direction."""
         type_marks = ",".join("?" * len(types))

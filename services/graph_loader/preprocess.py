@@ -11,7 +11,8 @@ from importlib.metadata import version
 import numpy as np
 import pandas as pd
 
-from services.core.errors import EmptyDatasetError
+from services.core.errors import DatasetFormatError, EmptyDatasetError
+from services.core.ids import ID_RULE, id_problem
 from services.graph_loader.dataset import (
     SPLITS,
     DatasetStats,
@@ -48,6 +49,8 @@ def preprocess(raw: RawDataset, *, min_interactions: int = 5) -> ProcessedDatase
 
     users = sorted_ids(frame["user"].unique())
     item_ids = sorted_ids(frame["item"].unique())
+    _check_ids(raw.name, "user", users)
+    _check_ids(raw.name, "item", item_ids)
     user_idx = {raw_id: idx for idx, raw_id in enumerate(users, start=1)}
     item_idx = {raw_id: idx for idx, raw_id in enumerate(item_ids, start=1)}
     ordered = pd.DataFrame(
@@ -73,6 +76,14 @@ def preprocess(raw: RawDataset, *, min_interactions: int = 5) -> ProcessedDatase
     return ProcessedDataset(
         manifest=manifest, schema=raw.schema, users=users, items=items, interactions=ordered, stats=stats
     )
+
+
+def _check_ids(dataset: str, kind: str, ids: list[str]) -> None:
+    """Every id the graph stores must be one the API accepts (services/core/ids.py)."""
+    for value in ids:
+        problem = id_problem(str(value))
+        if problem is not None:
+            raise DatasetFormatError(f"{dataset}: the {kind} id {str(value)[:40]!r} {problem}; ids are {ID_RULE}")
 
 
 def k_core(frame: pd.DataFrame, k: int) -> tuple[pd.DataFrame, int]:

@@ -114,11 +114,16 @@ def client_for(served: Served) -> Iterator[ClientFactory]:
         client.__exit__(None, None, None)
 
 
+def seen_items(served: Served, user_idx: int) -> set[str]:
+    """The ids of the items the user interacted with in the dataset (every split)."""
+    frame = served.dataset.interactions
+    return {served.dataset.item(int(i)).id for i in frame.loc[frame["user"] == user_idx, "item"]}
+
+
 def candidates_for(served: Served, user_idx: int, count: int = 10) -> list[str]:
     """`count` item ids the user has not interacted with, in catalogue order."""
-    frame = served.dataset.interactions
-    seen = set(frame.loc[frame["user"] == user_idx, "item"].tolist())
-    return [item.id for item in served.dataset.items if item.idx not in seen][:count]
+    seen = seen_items(served, user_idx)
+    return [item.id for item in served.dataset.items if item.id not in seen][:count]
 
 
 @contextmanager

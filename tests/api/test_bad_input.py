@@ -131,6 +131,8 @@ def test_serve_refuses_bad_settings_with_one_error_line(served: Served, tmp_path
 
     data, model, retriever = served.data_dir, served.bundle.ranker, served.bundle.retriever
     assert_one_error(kgrank("serve"), r"needs KGRANK_DATASET_DIR .* and KGRANK_MODEL_DIR")
+    for blank in ("", "  "):
+        assert_one_error(kgrank("serve", env={"KGRANK_API_KEY": blank}), r"KGRANK_API_KEY is set but empty, blank")
     assert_one_error(kgrank("serve", "--data", tmp_path, "--model", model), r"not a processed dataset")
     assert_one_error(kgrank("serve", "--data", data, "--model", tmp_path), r"no kgrank_ranker.json")
     for uri, pattern in (("http://127.0.0.1:7474", r"use one of bolt"), ("bolt://x:port", r"could not be cast")):

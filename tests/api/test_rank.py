@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from services.core.settings import Settings
 from services.ranker.paths.render import path_cypher
-from tests.api.conftest import ClientFactory, Served, candidates_for
+from tests.api.conftest import ClientFactory, Served, candidates_for, seen_items
 
 
 def test_rank_orders_every_candidate_and_explains_with_graph_paths(served: Served, client_for: ClientFactory) -> None:
@@ -114,7 +114,7 @@ def test_bad_candidates_are_rejected_naming_the_ids(served: Served, client_for: 
     too_many = client.post("/rank", json={"user_id": user, "candidates": known[:23]})
     assert too_many.status_code == 422 and too_many.json()["item_ids"] == known[20:23]
 
-    for body in ({"user_id": user, "candidates": []}, {"user_id": user}, {"user_id": "", "candidates": known[:2]}):
+    for body in ({"user_id": user, "candidates": []}, {"user_id": "", "candidates": known[:2]}):
         invalid = client.post("/rank", json=body)
         assert invalid.status_code == 422 and invalid.json()["error"].startswith("invalid body")
     assert client.post("/rank", json={"user_id": user, "candidates": known[:2], "top_k": 0}).status_code == 422
@@ -221,3 +221,28 @@ def test_explanation_cypher_is_the_renderer_s(served: Served, client_for: Client
                 hops=tuple(Hop(e["type"], e["direction"] == "forward") for e in elements[1::2]),
             )
             assert explanation["cypher"] == path_cypher(path, dataset=served.dataset.name, schema=served.dataset.schema)
+
+
+def test_without_candidates_the_retriever_picks_unseen_items_from_the_live_history(
+    served: Served, client_for: ClientFactory
+) -> None:
+    client = client_for(open_writes=True)
+    user = served.dataset.user_id(8)
+    body = client.post("/rank", json={"user_id": user}).json()
+    ids = [item["item_id"] for item in body["ranking"]]
+    assert body["candidates_from"] == "retriever" and body["degraded"] == [] and len(ids) == 20
+    assert not set(ids) & seen_items(served, 8)
+    assert client.post("/rank", json={"user_id": user}).json()["cached"] is True
+    event = {"user_id": user, "item_id": ids[0], "timestamp": 2_000_000_000}
+    assert client.post("/interactions", json=event).status_code == 200
+    after = client.post("/rank", json={"user_id": user, "top_k": 5}).json()
+    assert after["cached"] is False and after["user_version"] == 1 and len(after["ranking"]) == 5
+    assert ids[0] not in {item["item_id"] for item in after["ranking"]}  # just seen: left out
+    cold = client.post("/rank", json={"user_id": f"cold-{uuid.uuid4().hex[:6]}"}).json()
+    assert cold["cold_start"] is True and len(cold["ranking"]) == 20  # the retriever's order for no history
+
+
+def test_without_candidates_and_without_a_retriever_is_a_clear_422(served: Served, client_for: ClientFactory) -> None:
+    client = client_for(retriever_dir=None, fusion=False)
+    answer = client.post("/rank", json={"user_id": served.dataset.user_id(1)})
+    assert answer.status_code == 422 and "--retriever" in answer.json()["error"]

@@ -13,7 +13,7 @@ import pytest
 
 from services.api.app import build_service, create_app
 from services.api.local import serve_in_thread
-from tests.api.conftest import ClientFactory, Served, candidates_for, serve_process
+from tests.api.conftest import ClientFactory, Served, candidates_for, seen_items, serve_process
 from tests.api.proxy import ToggleProxy
 
 
@@ -221,3 +221,21 @@ def test_slow_clients_are_cut_off_and_connections_capped(served: Served) -> None
         assert held[0].recv(1024).startswith(b"HTTP/1.1 200")
         for sock in held:
             sock.close()
+
+
+@pytest.mark.neo4j
+@pytest.mark.redis
+def test_without_candidates_on_neo4j_leaves_seen_items_out_and_follows_a_new_interaction(
+    served: Served, client_for: ClientFactory, neo4j_served: dict[str, object], redis_url: str
+) -> None:
+    client = client_for(**neo4j_served, redis_url=redis_url, open_writes=True)
+    user = served.dataset.user_id(9)
+    seen = seen_items(served, 9)
+    first = client.post("/rank", json={"user_id": user}).json()
+    ids = [item["item_id"] for item in first["ranking"]]
+    assert first["candidates_from"] == "retriever" and first["degraded"] == [] and len(ids) == 20
+    assert not set(ids) & seen and any(item["explanations"] for item in first["ranking"])
+    posted = {"event_id": f"rec-{uuid.uuid4().hex[:8]}", "user_id": user, "item_id": ids[0]}
+    assert client.post("/interactions", json=posted).json()["user_version"] >= 1
+    after = client.post("/rank", json={"user_id": user}).json()
+    assert after["cached"] is False and ids[0] not in {item["item_id"] for item in after["ranking"]}

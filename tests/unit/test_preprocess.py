@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.core.errors import EmptyDatasetError
+from services.core.errors import DatasetFormatError, EmptyDatasetError
 from services.graph_loader.preprocess import k_core, leave_one_out, preprocess, sorted_ids
 from services.graph_loader.raw import RawDataset, RawItem
 from services.graph_loader.schema import standard_schema
@@ -106,3 +106,12 @@ def test_links_restricted_to_catalogue() -> None:
 def test_nothing_left_is_an_error() -> None:
     with pytest.raises(EmptyDatasetError, match="no interactions left after the title filter and the 5-core"):
         preprocess(raw_dataset([("1", "a", 3.0, 1), ("1", "b", 3.0, 2)]))
+
+
+@pytest.mark.parametrize(
+    ("user", "problem"), [("u\x00x", "non-printable"), ("x" * 129, "129 characters"), (" u", "white space")]
+)
+def test_ids_the_api_would_refuse_are_refused_at_prepare(user: str, problem: str) -> None:
+    rows = [(u, i, 3.0, n) for u in ("1", user) for n, i in enumerate(("a", "b"))]
+    with pytest.raises(DatasetFormatError, match=f"the user id .* {problem}"):
+        preprocess(raw_dataset(rows), min_interactions=2)

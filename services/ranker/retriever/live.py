@@ -1,4 +1,5 @@
-"""A trained retriever at serving time: the request's candidates scored from the user's live history.
+"""A trained retriever at serving time: the request's candidates scored from the user's live history,
+or (a request without candidates) the catalogue's best items for that history, seen items left out.
 
 Fusion (services/ranker/fusion.py) mixes these scores with the ranker's; they are the numbers the
 retriever's candidate files hold for the same history, computed here for one request at a time.
@@ -7,7 +8,7 @@ retriever's candidate files hold for the same history, computed here for one req
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,14 +34,29 @@ class LiveRetriever:
         self.name = str(saved["config"]["model"])
         self.version = hashlib.sha256((run / CHECKPOINT).read_bytes()).hexdigest()[:16]
         self._index = {item.id: item.idx for item in dataset.items}
+        self._ids = {item.idx: item.id for item in dataset.items}
 
-    @torch.inference_mode()
     def scores(self, sequence: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
         """The retriever's score of each candidate after `sequence` (item ids, oldest first).
 
         Items the retriever never saw (none, while the catalogue is the trained one) are left out of
         the history.
         """
+        return self._next(sequence)[[self._index[c] for c in candidates]].numpy().astype(np.float64)
+
+    @torch.inference_mode()
+    def top(self, sequence: Sequence[str], *, seen: Collection[str], count: int) -> list[str]:
+        """The `count` best items after `sequence`, none of `seen`: ties go to the lower index (as in
+        evaluation), items the retriever has no embedding for never come up."""
+        logits = self._next(sequence)
+        logits[0] = float("-inf")  # padding, not an item
+        masked = [self._index[i] for i in seen if i in self._index]
+        if masked:
+            logits[masked] = float("-inf")
+        order = torch.sort(logits, descending=True, stable=True).indices[:count]
+        return [self._ids[int(i)] for i in order.tolist() if torch.isfinite(logits[i]) and int(i) in self._ids]
+
+    @torch.inference_mode()
+    def _next(self, sequence: Sequence[str]) -> torch.Tensor:
         history = np.array([self._index[i] for i in sequence if i in self._index][-self.max_len :], dtype=np.int64)
-        logits = self.model.score_next(left_pad([history], self.max_len))[0].float()
-        return logits[[self._index[c] for c in candidates]].numpy().astype(np.float64)
+        return self.model.score_next(left_pad([history], self.max_len))[0].float()
