@@ -6,8 +6,8 @@ and a writer posts /interactions.
 Writes benchmarks/results/ml-latest-small/faults.{json,md}.
 
 The API ranks on the Neo4j of KGRANK_NEO4J_* (DATA loaded already), caches in Redis (a scratch database: it
-is flushed) and scores with vLLM: here the stand-in of tests/api/fake_vllm.py, which answers vLLM's
-protocol with the checkpoint's own scores. Each dependency sits behind a TCP proxy (tests/api/proxy.py)
+is flushed) and scores with vLLM: here the stand-in of support/fake_vllm.py, which answers vLLM's
+protocol with the checkpoint's own scores. Each dependency sits behind a TCP proxy (support/proxy.py)
 that the run cuts and restores, so the shared servers are never touched. Per phase: requests sent, how
 they were answered (200, 5xx, no answer), degraded answers by reason, who ranked, client-side latency; the
 writes (acknowledged, refused with 503, their latency); and stale-fresh answers: answers marked fresh (not
@@ -35,9 +35,9 @@ from services.api.app import build_service, create_app
 from services.api.local import serve_in_thread
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
-from tests.api.fake_vllm import FakeVLLM
-from tests.api.phased_load import Answer, PhasedLoad, Write
-from tests.api.proxy import ToggleProxy
+from support.fake_vllm import FakeVLLM
+from support.phased_load import Answer, PhasedLoad, Write
+from support.proxy import ToggleProxy
 
 # Tighter than the defaults so that a 10 s phase shows both the first timeout and the fast fallback after it.
 FAULT_SETTINGS = {"neo4j_timeout_s": 2.0, "redis_timeout_s": 0.3, "scorer_timeout_s": 2.0, "retry_after_s": 2.0}

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -21,7 +21,6 @@ from services.api.auth import (
     WritesClosedError,
     retry_after_header,
 )
-from services.api.batching import MicroBatcher
 from services.api.cache import MemoryCache, RankingCache, RedisCache
 from services.api.graph import open_serving_graph
 from services.api.limits import BodySizeLimit
@@ -34,8 +33,11 @@ from services.api.models import (
     RankRequest,
     RankResponse,
     Readiness,
+    ReloadRequest,
+    ReloadResponse,
 )
 from services.api.service import RankingService
+from services.api.serving_models import load_models
 from services.core.errors import (
     ConfigError,
     EventConflictError,
@@ -49,11 +51,6 @@ from services.core.errors import (
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.context import RANKING_PATHS
-from services.ranker.llm.metadata import RankerMetadata
-from services.ranker.llm.scorer import TransformersScorer, load_tokenizer
-from services.ranker.llm.vllm import AsyncVLLMScorer
-from services.ranker.pipeline import RankingPipeline
-from services.ranker.retriever.live import LiveRetriever
 
 logger = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -64,40 +61,9 @@ def build_service(settings: Settings) -> RankingService:
     if settings.dataset_dir is None or settings.model_dir is None:
         raise ConfigError("serving needs KGRANK_DATASET_DIR (processed dataset) and KGRANK_MODEL_DIR (checkpoint)")
     dataset = ProcessedDataset.load(settings.dataset_dir)
-    metadata = RankerMetadata.load(settings.model_dir)
-    if (metadata.dataset, metadata.data_hash) != (dataset.name, dataset.manifest.data_hash):
-        raise ModelError(
-            f"{settings.model_dir} was trained on {metadata.dataset} {metadata.data_hash[:12]}, but "
-            f"{settings.dataset_dir} holds {dataset.name} {dataset.manifest.data_hash[:12]}: user and item ids "
-            "would not match; serve the data the checkpoint was trained on"
-        )
-    fused = settings.fusion and metadata.fusion is not None and metadata.fusion.weight > 0
-    if fused and settings.retriever_dir is None:
-        raise ConfigError(
-            f"{settings.model_dir} fuses its scores with the retriever's (weight {metadata.fusion.weight:.2f}, "  # type: ignore[union-attr]
-            "chosen on val): give the retriever run with --retriever (KGRANK_RETRIEVER_DIR), or serve it unfused "
-            "with --no-fusion (KGRANK_FUSION=false)"
-        )
-    # A retriever given is loaded (and checked) even when nothing fuses: it sets the history length for
-    # paths and is the fallback order when the scorer fails.
-    retriever = None if settings.retriever_dir is None else LiveRetriever(settings.retriever_dir, dataset)
-    if settings.scorer == "vllm":
-        remote = AsyncVLLMScorer(
-            settings.vllm_url, metadata, model=settings.vllm_model, timeout_s=settings.scorer_timeout_s, retries=1
-        )
-        # HTTP calls wait on the server, not on this CPU: several batches may be in flight.
-        batcher = MicroBatcher(remote.score, workers=4, on_close=remote.close, **_batching(settings))
-        health = remote.ping
-        tokenizer = load_tokenizer(settings.model_dir)
-    else:
-        local = TransformersScorer(settings.model_dir, batch_size=settings.batch_size)
-        # One forward pass at a time, off the event loop; torch already uses every core.
-        batcher = MicroBatcher(local.score, workers=1, **_batching(settings))
-        health = None
-        tokenizer = local.tokenizer
-    # The scorer is the batcher (serving sends prompts through it); the pipeline does every other stage.
-    pipeline = RankingPipeline.from_checkpoint(settings.model_dir, scorer=None, tokenizer=tokenizer, fused=fused)
+    models = load_models(settings, dataset, settings.model_dir, settings.retriever_dir)
     # The paths training and evaluation exported (the prompt shows the last `history_items` of them).
+    retriever = models.retriever
     path_config = RANKING_PATHS.model_copy(update={"sequence_length": 0 if retriever is None else retriever.max_len})
     cache: RankingCache = (
         RedisCache(settings.redis_url, ttl_s=settings.cache_ttl_s, timeout_s=settings.redis_timeout_s)
@@ -106,26 +72,15 @@ def build_service(settings: Settings) -> RankingService:
     )
     return RankingService(
         dataset=dataset,
-        pipeline=pipeline,
-        metadata=metadata,
+        models=models,
+        loader=lambda model_dir, retriever_dir: load_models(settings, dataset, model_dir, retriever_dir),
         graph=open_serving_graph(settings, dataset, settings.dataset_dir, path_config),
         cache=cache,
-        batcher=batcher,
         scorer_name=settings.scorer,
         metrics=Metrics(),
         explanations_per_item=settings.explanations_per_item,
-        scorer_health=health,
         retry_after_s=settings.retry_after_s,
-        retriever=retriever,
     )
-
-
-def _batching(settings: Settings) -> dict[str, Any]:
-    return {
-        "max_batch": settings.batch_size,
-        "wait_s": settings.batch_wait_ms / 1000,
-        "timeout_s": settings.scorer_timeout_s,
-    }
 
 
 def create_app(settings: Settings | None = None, *, service: RankingService | None = None) -> FastAPI:
@@ -174,6 +129,33 @@ def create_app(settings: Settings | None = None, *, service: RankingService | No
         """Append a user–item event to the graph's event log (once per event id); in the same transaction the
         user's version moves on, so no ranking cached before it is served again, on any replica."""
         return await running(request).record(body)
+
+    @app.post(
+        "/admin/reload",
+        response_model=ReloadResponse,
+        dependencies=[Depends(access.admin)],
+        responses={
+            401: {"model": ErrorBody, "description": "missing or wrong X-API-Key"},
+            403: {"model": ErrorBody, "description": "the server has no API key: admin endpoints are closed"},
+            422: {"model": ErrorBody, "description": "the checkpoint or retriever cannot be served; the old stay"},
+        },
+    )
+    async def reload(body: ReloadRequest, request: Request) -> ReloadResponse:
+        """Swap in a new checkpoint (a `train bundle` output) without a restart. Requests keep being answered by
+        the served models while the new ones load; each answer comes from exactly one of them."""
+        service = running(request)
+        served = service.models
+        model_dir = Path(body.model_dir) if body.model_dir else served.model_dir
+        retriever_dir = Path(body.retriever_dir) if body.retriever_dir else served.retriever_dir
+        started = time.perf_counter()
+        old, new = await service.reload(model_dir, retriever_dir)
+        return ReloadResponse(
+            version=new.version,
+            previous_version=old.version,
+            model_dir=str(new.model_dir),
+            retriever_dir=None if new.retriever_dir is None else str(new.retriever_dir),
+            seconds=round(time.perf_counter() - started, 3),
+        )
 
     @app.get("/healthz", response_model=Health)
     async def healthz() -> Health:
@@ -262,6 +244,12 @@ def _install_error_handlers(app: FastAPI, settings: Settings) -> None:
             return _error(500, "the knowledge graph refused the write (logged)")
         response.headers["Retry-After"] = retry_after_header(exc.details.get("retry_after_s", settings.retry_after_s))
         return response
+
+    @app.exception_handler(ModelError)
+    @app.exception_handler(ConfigError)
+    async def unusable(request: Request, exc: KgrankError) -> JSONResponse:
+        # Only an admin reload meets these at request time (at start they stop the server): the old models stay.
+        return _error(422, exc.message)
 
     @app.exception_handler(KgrankError)
     async def failed(request: Request, exc: KgrankError) -> JSONResponse:

@@ -1,9 +1,10 @@
 """Who may call: the API key, writes closed unless a key or the explicit open flag, per-caller write limits.
 
-With KGRANK_API_KEY set, /rank and /interactions need it in X-API-Key. Without one, reads are open and
-writes are refused unless the server was started with --open-writes (KGRANK_OPEN_WRITES=true), meant for
-a local demo. Writes are rate-limited per caller (the key, or the client address when open): a token
-bucket of KGRANK_WRITE_BURST events refilled at KGRANK_WRITE_RATE_PER_S, per API process.
+With KGRANK_API_KEY set, /rank and /interactions need it in X-API-Key; admin endpoints always do. Without
+one, reads are open and writes are refused unless the server was started with --open-writes
+(KGRANK_OPEN_WRITES=true), meant for a local demo. Writes are rate-limited per caller (the key, or the
+client address when open): a token bucket of KGRANK_WRITE_BURST events refilled at
+KGRANK_WRITE_RATE_PER_S, per API process.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Access:
         self._metrics = metrics
         self.key = self._key_dependency()
         self.write = self._write_dependency()
+        self.admin = self._admin_dependency()
 
     def has_key(self, presented: str | None) -> bool:
         """Whether the caller showed the configured key (never true when none is configured)."""
@@ -102,6 +104,17 @@ class Access:
                     "too many writes from this caller (KGRANK_WRITE_RATE_PER_S, KGRANK_WRITE_BURST); retry later",
                     retry_after_s=wait,
                 )
+
+        return check
+
+    def _admin_dependency(self) -> Callable[..., Awaitable[None]]:
+        async def check(key: str | None = Depends(API_KEY_HEADER)) -> None:
+            if self._expected is None:
+                raise WritesClosedError(
+                    "admin endpoints need KGRANK_API_KEY (sent as X-API-Key); --open-writes does not open them"
+                )
+            if not self.has_key(key):
+                raise UnauthorizedError("missing or wrong X-API-Key")
 
         return check
 

@@ -130,6 +130,24 @@ class InteractionResponse(BaseModel):
     )
 
 
+class ReloadRequest(_Body):
+    model_dir: str | None = Field(
+        default=None,
+        description="a `train ranker` / `train bundle` checkpoint folder on the server; default: the served one",
+    )
+    retriever_dir: str | None = Field(
+        default=None, description="its retriever run on the server; default: the served one"
+    )
+
+
+class ReloadResponse(BaseModel):
+    version: str = Field(description="the models' version now served (cache keys carry it)")
+    previous_version: str
+    model_dir: str
+    retriever_dir: str | None
+    seconds: float = Field(description="how long loading took (requests were answered by the old models meanwhile)")
+
+
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
 

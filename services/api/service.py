@@ -21,10 +21,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from services.api.batching import MicroBatcher
 from services.api.cache import CacheUnavailableError, RankingCache, cache_key
 from services.api.graph import GraphState, ServingGraph
 from services.api.metrics import Metrics
@@ -42,12 +42,15 @@ from services.api.models import (
     Readiness,
     RelationshipElement,
 )
+from services.api.serving_models import ServingModels
 from services.core.errors import (
+    ConfigError,
     EventConflictError,
     GraphError,
     GraphNotLoadedError,
     GraphUnavailableError,
     KgrankError,
+    ModelError,
     RequestError,
     ScorerError,
     UnknownItemsError,
@@ -56,13 +59,11 @@ from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.events import LiveEvent
 from services.graph_loader.sequences import UserSequences, user_sequences
 from services.ranker.context import RANKING_PATHS, DatasetContext
-from services.ranker.llm.metadata import RankerMetadata
 from services.ranker.paths.models import PathRequest, RelationPath, UserPaths
 from services.ranker.paths.render import path_cypher, path_text
-from services.ranker.pipeline import RankedCandidate, Ranking, RankingInput, RankingPipeline, explain, ordered_by
+from services.ranker.pipeline import RankedCandidate, Ranking, RankingInput, explain, ordered_by
 from services.ranker.prompt import MAX_CANDIDATES, Prompt, ScoredPath
 from services.ranker.ranking import RankingTask
-from services.ranker.retriever.live import LiveRetriever
 
 logger = logging.getLogger(__name__)
 
@@ -116,35 +117,25 @@ class RankingService:
         self,
         *,
         dataset: ProcessedDataset,
-        pipeline: RankingPipeline,
-        metadata: RankerMetadata,
+        models: ServingModels,
         graph: ServingGraph,
         cache: RankingCache,
-        batcher: MicroBatcher,
         scorer_name: str,
         metrics: Metrics,
         explanations_per_item: int,
-        scorer_health: Callable[[], Awaitable[None]] | None = None,
+        loader: Callable[[Path, Path | None], ServingModels] | None = None,
         retry_after_s: float = 5.0,
-        retriever: LiveRetriever | None = None,
     ) -> None:
-        if pipeline.fusion is not None and retriever is None:
-            raise ValueError("a fusing pipeline needs the retriever")
         self.dataset = dataset
-        self.pipeline = pipeline
-        self.fallback = pipeline.fallback()
-        self.metadata = metadata
-        self.retriever = retriever
-        # Everything a cached answer depends on from the models: the checkpoint, and the retriever (it fuses,
-        # or orders the fallback).
-        self.version = pipeline.version + ("" if self.retriever is None else f"+{self.retriever.version}")
+        self.models = models  # replaced whole by `reload`; a request takes it once
+        self._loader = loader
+        self._reload_lock = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
         self.graph = graph
         self.cache = cache
-        self.batcher = batcher
         self.scorer_name = scorer_name
         self.metrics = metrics
         self.explanations_per_item = explanations_per_item
-        self._scorer_health = scorer_health  # None: in-process, ready once loaded
         self._items = {item.id: item for item in dataset.items}
         self._users = {user_id: idx for idx, user_id in enumerate(dataset.users, start=1)}
         self._offline: tuple[DatasetContext, UserSequences] | None = None  # built on the first graph outage
@@ -154,21 +145,54 @@ class RankingService:
         self._scorer_breaker = Breaker(retry_after_s)
 
     async def start(self) -> None:
-        self.batcher.on_batch = self.metrics.batch_size.observe
-        self.batcher.start()
+        self.models.start(self.metrics.batch_size.observe)
 
     async def close(self) -> None:
-        await self.batcher.close()
+        await self.models.batcher.close()
         await self.cache.close()
         await self.graph.close()
+
+    # -- POST /admin/reload --------------------------------------------------------------------------
+
+    async def reload(self, model_dir: Path, retriever_dir: Path | None) -> tuple[ServingModels, ServingModels]:
+        """Load a new checkpoint (and retriever) beside the served one, then swap it in: requests already
+        running finish on the old unit, new ones take the new; nothing restarts. Returns (old, new)."""
+        if self._loader is None:
+            raise ConfigError("this service was built without a model loader: it cannot reload")
+        async with self._reload_lock:
+            old = self.models
+            new = await asyncio.to_thread(self._loader, model_dir, retriever_dir)
+            old_length = 0 if old.retriever is None else old.retriever.max_len
+            new_length = 0 if new.retriever is None else new.retriever.max_len
+            if new_length != old_length:
+                await new.batcher.close()
+                raise ModelError(
+                    f"the new retriever reads {new_length} items of history, the served graph fetches {old_length}: "
+                    "restart the API to change that"
+                )
+            new.start(self.metrics.batch_size.observe)
+            self.models = new
+            task = asyncio.get_running_loop().create_task(old.retire())
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        logger.info("serving %s (was %s)", new.version, old.version)
+        return old, new
 
     # -- POST /rank ----------------------------------------------------------------------------------
 
     async def rank(self, request: RankRequest) -> RankResponse | bytes:
         """A fresh answer, or a cached one as finished JSON bytes (the hot path skips re-validation). Without
         candidates the retriever picks them from the user's live history (seen items left out)."""
+        models = self.models  # one unit for the whole request, whatever a reload does meanwhile
+        models.requests += 1
+        try:
+            return await self._rank(request, models)
+        finally:
+            models.requests -= 1
+
+    async def _rank(self, request: RankRequest, models: ServingModels) -> RankResponse | bytes:
         if request.candidates is None:
-            if self.retriever is None:
+            if models.retriever is None:
                 raise RequestError(
                     "no candidates given, and this server has no retriever to pick them (start it with --retriever, "
                     "KGRANK_RETRIEVER_DIR): send candidates"
@@ -180,7 +204,7 @@ class RankingService:
         state = await self._graph_state(request.user_id, timer, degraded)
         key = None
         if state is not None:  # without the durable user version no cached answer can be trusted
-            key = cache_key(request.user_id, state.user_version, self._request_digest(request, state))
+            key = cache_key(request.user_id, state.user_version, self._request_digest(request, state, models))
             with timer.stage("cache"):
                 try:
                     payload = await self.cache.lookup(key)
@@ -195,10 +219,11 @@ class RankingService:
 
         original = None
         if request.candidates is None:
-            original, request = request, await self._retrieve(request, timer, degraded, graph_up=state is not None)
-        paths = await self._fetch(request, timer, degraded, graph_up=state is not None)
-        item, chosen, prompt = await asyncio.to_thread(self._prepare, request, paths, timer)
-        ranking, ranked_by = await self._score(item, chosen, prompt, timer, degraded)
+            retrieved = await self._retrieve(request, models, timer, degraded, graph_up=state is not None)
+            original, request = request, retrieved
+        paths = await self._fetch(request, models, timer, degraded, graph_up=state is not None)
+        item, chosen, prompt = await asyncio.to_thread(self._prepare, request, models, paths, timer)
+        ranking, ranked_by = await self._score(models, item, chosen, prompt, timer, degraded)
         ranked = explain(paths, ranking, per_item=self.explanations_per_item if request.explain else 0)
         response = RankResponse(
             user_id=request.user_id,
@@ -208,7 +233,7 @@ class RankingService:
             user_version=None if state is None else state.user_version,
             candidates_from="request" if original is None else "retriever",
             ranking=[self._item_out(paths, item) for item in ranked[: request.top_k]],
-            model=self._model_info(ranked_by, state),
+            model=self._model_info(models, ranked_by, state),
             prompt_tokens=prompt.tokens,
             cached=False,
             degraded=degraded,
@@ -222,11 +247,18 @@ class RankingService:
         return response
 
     async def _retrieve(
-        self, request: RankRequest, timer: _Timer, degraded: list[DegradedReason], *, graph_up: bool
+        self,
+        request: RankRequest,
+        models: ServingModels,
+        timer: _Timer,
+        degraded: list[DegradedReason],
+        *,
+        graph_up: bool,
     ) -> RankRequest:
         """The request with the retriever's top candidates for the user's live history (every item the user
         has interacted with is left out; the dataset's history when the graph is out)."""
-        assert self.retriever is not None  # checked before the cache
+        retriever = models.retriever
+        assert retriever is not None  # checked before the cache
         with timer.stage("retrieve"):
             seen = None
             if graph_up and self._graph_breaker.closed():
@@ -239,7 +271,7 @@ class RankingService:
             if seen is None:
                 self._degrade(degraded, "graph")
                 seen = self._offline_history(request.user_id)
-            candidates = await asyncio.to_thread(self.retriever.top, seen, seen=set(seen), count=MAX_CANDIDATES)
+            candidates = await asyncio.to_thread(retriever.top, seen, seen=set(seen), count=MAX_CANDIDATES)
         self.metrics.stages.labels("retrieve").observe(timer.timings_ms["retrieve"] / 1000)
         if not candidates:
             raise RequestError(f"user {request.user_id!r} has interacted with every item: nothing left to recommend")
@@ -275,13 +307,19 @@ class RankingService:
         if unknown:
             raise UnknownItemsError(f"unknown item ids: {unknown}", item_ids=unknown)
 
-    def _request_digest(self, request: RankRequest, state: GraphState) -> str:
+    def _request_digest(self, request: RankRequest, state: GraphState, models: ServingModels) -> str:
         """Everything a cached answer depends on besides the user's version."""
-        key = [self.version, state.load_id, request.candidates, request.top_k, request.explain]
+        key = [models.version, state.load_id, request.candidates, request.top_k, request.explain]
         return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32]
 
     async def _fetch(
-        self, request: RankRequest, timer: _Timer, degraded: list[DegradedReason], *, graph_up: bool
+        self,
+        request: RankRequest,
+        models: ServingModels,
+        timer: _Timer,
+        degraded: list[DegradedReason],
+        *,
+        graph_up: bool,
     ) -> UserPaths:
         with timer.stage("graph"):
             paths = None
@@ -298,30 +336,31 @@ class RankingService:
                     self._graph_breaker.failed()
             if paths is None:
                 self._degrade(degraded, "graph")
-                paths = self._offline_paths(request)
+                paths = self._offline_paths(request, models)
         self.metrics.stages.labels("graph").observe(timer.timings_ms["graph"] / 1000)
         return paths
 
     def _prepare(
-        self, request: RankRequest, paths: UserPaths, timer: _Timer
+        self, request: RankRequest, models: ServingModels, paths: UserPaths, timer: _Timer
     ) -> tuple[RankingInput, list[ScoredPath], Prompt]:
         """CPU work between the graph and the scorer (run in a worker thread): the pipeline's first stages."""
         retriever_scores = None
-        if self.retriever is not None:
+        if models.retriever is not None:
             with timer.stage("retriever"):
-                retriever_scores = self.retriever.scores(paths.sequence, request.candidates)
+                retriever_scores = models.retriever.scores(paths.sequence, request.candidates)
             self.metrics.stages.labels("retriever").observe(timer.timings_ms["retriever"] / 1000)
         item = RankingInput(self._users.get(request.user_id, 0), paths, retriever_scores)
         with timer.stage("paths"):
-            (chosen,) = self.pipeline.choose([item])
+            (chosen,) = models.pipeline.choose([item])
         with timer.stage("prompt"):
-            (prompt,) = self.pipeline.prompts([item], [chosen])
+            (prompt,) = models.pipeline.prompts([item], [chosen])
         self.metrics.stages.labels("paths").observe(timer.timings_ms["paths"] / 1000)
         self.metrics.stages.labels("prompt").observe(timer.timings_ms["prompt"] / 1000)
         return item, chosen, prompt
 
     async def _score(
         self,
+        models: ServingModels,
         item: RankingInput,
         chosen: list[ScoredPath],
         prompt: Prompt,
@@ -334,8 +373,8 @@ class RankingService:
             ranking = None
             if self._scorer_breaker.closed():
                 try:
-                    scores = await self.batcher.score(prompt.text, count)
-                    ranking, ranked_by = self.pipeline.finish(item, chosen, prompt, scores), "llm"
+                    scores = await models.batcher.score(prompt.text, count)
+                    ranking, ranked_by = models.pipeline.finish(item, chosen, prompt, scores), "llm"
                     self._scorer_breaker.succeeded()
                 except ScorerError as e:
                     logger.warning("scorer unavailable, falling back: %s", e.message)
@@ -343,21 +382,23 @@ class RankingService:
                     self._scorer_breaker.failed()
             if ranking is None:
                 self._degrade(degraded, "scorer")
-                ranking, ranked_by = self._fallback(item, chosen, prompt)
+                ranking, ranked_by = self._fallback(models, item, chosen, prompt)
         self.metrics.stages.labels("score").observe(timer.timings_ms["score"] / 1000)
         return ranking, ranked_by
 
-    def _fallback(self, item: RankingInput, chosen: list[ScoredPath], prompt: Prompt) -> tuple[Ranking, RankedBy]:
+    def _fallback(
+        self, models: ServingModels, item: RankingInput, chosen: list[ScoredPath], prompt: Prompt
+    ) -> tuple[Ranking, RankedBy]:
         """The preference module (fused when it can be), else the retriever's order, else the request's."""
-        if self.fallback is not None:
-            (scores,) = self.fallback.model_scores([item], None)
-            return self.fallback.finish(item, chosen, prompt, scores), "preference module"
+        if models.fallback is not None:
+            (scores,) = models.fallback.model_scores([item], None)
+            return models.fallback.finish(item, chosen, prompt, scores), "preference module"
         if item.retriever_scores is not None:
             scores = item.retriever_scores
             return ordered_by(scores, chosen=chosen, prompt=prompt, retriever_scores=scores), "retriever"
         return ordered_by(np.zeros(len(item.paths.candidates)), chosen=chosen, prompt=prompt), "request order"
 
-    def _offline_paths(self, request: RankRequest) -> UserPaths:
+    def _offline_paths(self, request: RankRequest, models: ServingModels) -> UserPaths:
         """History from the processed dataset (live interactions unknown) and no paths."""
         context, sequences = self._offline_data()
         user = self._users.get(request.user_id)
@@ -368,7 +409,7 @@ class RankingService:
             candidates=np.array([self._items[c].idx for c in request.candidates], dtype=np.int64),
         )
         (paths,) = context.fetch([task])
-        length = 0 if self.retriever is None else self.retriever.max_len
+        length = 0 if models.retriever is None else models.retriever.max_len
         sequence = tuple(self.dataset.item(int(i)).id for i in task.history[-length:].tolist()) if length else ()
         return paths.model_copy(update={"known_user": user is not None, "sequence": sequence})
 
@@ -404,10 +445,10 @@ class RankingService:
             ],
         )
 
-    def _model_info(self, ranked_by: RankedBy, state: GraphState | None) -> ModelInfo:
-        metadata = self.metadata
+    def _model_info(self, models: ServingModels, ranked_by: RankedBy, state: GraphState | None) -> ModelInfo:
+        metadata, retriever = models.metadata, models.retriever
         return ModelInfo(
-            version=self.version,
+            version=models.version,
             dataset=metadata.dataset,
             data_hash=metadata.data_hash,
             graph_version=None if state is None else state.data_hash,
@@ -415,8 +456,8 @@ class RankingService:
             path_strategy=metadata.path_strategy,
             scorer=self.scorer_name,
             ranked_by=ranked_by,
-            fusion_weight=None if self.pipeline.fusion is None else self.pipeline.fusion.weight,
-            retriever=None if self.retriever is None else f"{self.retriever.name} {self.retriever.version}",
+            fusion_weight=None if models.pipeline.fusion is None else models.pipeline.fusion.weight,
+            retriever=None if retriever is None else f"{retriever.name} {retriever.version}",
         )
 
     def _degrade(self, degraded: list[DegradedReason], reason: DegradedReason) -> None:
@@ -482,8 +523,9 @@ class RankingService:
 
         await check("graph", lambda: self.graph.state(None), GraphError)
         await check("cache", self.cache.ping, CacheUnavailableError)
-        if self._scorer_health is not None:
-            await check("scorer", self._scorer_health, ScorerError)
+        health = self.models.scorer_health
+        if health is not None:
+            await check("scorer", health, ScorerError)
         else:
             checks["scorer"] = "ok"
         return Readiness(ready=True, checks=checks, degraded=degraded)

@@ -16,10 +16,10 @@ import pytest
 from services.api.app import build_service, create_app
 from services.api.local import serve_in_thread
 from services.core.settings import Settings
+from support.fake_vllm import FakeVLLM
+from support.phased_load import Answer, PhasedLoad
+from support.proxy import ToggleProxy
 from tests.api.conftest import Served, candidates_for
-from tests.api.fake_vllm import FakeVLLM
-from tests.api.phased_load import Answer, PhasedLoad
-from tests.api.proxy import ToggleProxy
 
 
 @contextmanager

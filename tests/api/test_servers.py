@@ -13,8 +13,8 @@ import pytest
 
 from services.api.app import build_service, create_app
 from services.api.local import serve_in_thread
+from support.proxy import ToggleProxy
 from tests.api.conftest import ClientFactory, Served, candidates_for, seen_items, serve_process
-from tests.api.proxy import ToggleProxy
 
 
 def _ranking(body: dict) -> list[tuple[str, float, list[str]]]:

@@ -31,6 +31,8 @@ class Answer:
     finished: float  # time.monotonic()
     user_id: str = ""
     user_version: int | None = None
+    model_version: str | None = None
+    ranking: tuple[tuple[str, float], ...] = ()  # (item id, score) in the answer's order
 
     @property
     def sent(self) -> float:
@@ -56,6 +58,7 @@ class PhasedLoad:
         clients: int = 1,
         writers: int = 0,
         items: list[str] | None = None,
+        headers: dict[str, str] | None = None,
         timeout_s: float = 30,
     ) -> None:
         if writers and not items:
@@ -64,6 +67,7 @@ class PhasedLoad:
         self.answers: list[Answer] = []
         self.writes: list[Write] = []
         self._url, self._requests, self._items, self._timeout_s = url, requests, items or [], timeout_s
+        self._headers = headers or {}
         self._stop = threading.Event()
         self._turn = 0
         self._lock = threading.Lock()
@@ -143,27 +147,35 @@ class PhasedLoad:
         return body
 
     def _rank(self) -> None:
-        with httpx.Client(base_url=self._url, timeout=self._timeout_s) as client:
+        with httpx.Client(base_url=self._url, timeout=self._timeout_s, headers=self._headers) as client:
             while not self._stop.is_set():
                 phase, body, started = self.phase, self._next_body(), time.perf_counter()
-                degraded: tuple[str, ...] = ()
-                ranked_by = version = None
+                answer: dict[str, Any] = {}
                 try:
                     response = client.post("/rank", json=body)
                     status = response.status_code
                     if status == 200:
                         answer = response.json()
-                        degraded, ranked_by = tuple(answer["degraded"]), answer["model"]["ranked_by"]
-                        version = answer["user_version"]
                 except httpx.HTTPError:
                     status = 0
                 seconds = time.perf_counter() - started
                 self.answers.append(
-                    Answer(phase, status, degraded, ranked_by, seconds, time.monotonic(), body["user_id"], version)
+                    Answer(
+                        phase,
+                        status,
+                        tuple(answer.get("degraded", ())),
+                        answer["model"]["ranked_by"] if answer else None,
+                        seconds,
+                        time.monotonic(),
+                        body["user_id"],
+                        answer.get("user_version"),
+                        answer["model"]["version"] if answer else None,
+                        tuple((item["item_id"], item["score"]) for item in answer.get("ranking", ())),
+                    )
                 )
 
     def _write(self, writer: int) -> None:
-        with httpx.Client(base_url=self._url, timeout=self._timeout_s) as client:
+        with httpx.Client(base_url=self._url, timeout=self._timeout_s, headers=self._headers) as client:
             count = 0
             while not self._stop.is_set():
                 user = self._live[(writer + count) % len(self._live)]
