@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import neo4j
-from neo4j.exceptions import ConfigurationError, ServiceUnavailable, SessionExpired, TransientError
+from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
 from services.core.cypher import cypher_library
-from services.core.errors import ConfigError, GraphNotLoadedError, GraphUnavailableError
+from services.core.errors import GraphNotLoadedError, GraphUnavailableError
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
 from services.graph_loader.events import LiveEvent, RecordedEvent
-from services.graph_loader.neo4j_connection import checked_uri, neo4j_errors
+from services.graph_loader.neo4j_connection import async_driver, checked_uri, neo4j_errors
 from services.ranker.paths.embedded_source import EmbeddedPathSource
 from services.ranker.paths.models import PathConfig, PathRequest, UserPaths
 from services.ranker.paths.neo4j_source import AsyncNeo4jPathSource
@@ -95,22 +95,9 @@ class Neo4jServingGraph:
     name = "neo4j"
 
     def __init__(self, settings: Settings, dataset: ProcessedDataset, config: PathConfig) -> None:
-        password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
+        # Not connected here: the API starts while Neo4j is down and answers degraded until it is up.
+        self._driver = async_driver(settings)
         uri = checked_uri(settings)
-        # No connectivity check here: the API starts while Neo4j is down and answers degraded until it is up.
-        try:
-            self._driver = neo4j.AsyncGraphDatabase.driver(
-                uri,
-                auth=(settings.neo4j_user, password) if password is not None else None,
-                connection_timeout=settings.neo4j_timeout_s,
-                connection_acquisition_timeout=settings.neo4j_timeout_s,
-                # The driver would retry an unreachable server until this ran out: a request instead fails at
-                # once and the breaker answers the next ones fast (see _retried for what is retried).
-                max_transaction_retry_time=0,
-                notifications_min_severity="OFF",
-            )
-        except (ConfigurationError, ValueError) as e:
-            raise ConfigError(f"invalid Neo4j URI {uri!r} (KGRANK_NEO4J_URI): {e}") from e
         self._database = settings.neo4j_database
         self._timeout_s = settings.neo4j_timeout_s
         self._dataset = dataset.name

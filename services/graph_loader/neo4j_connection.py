@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 import neo4j
@@ -40,21 +41,36 @@ def checked_uri(settings: Settings) -> str:
     return uri
 
 
-def open_driver(settings: Settings) -> neo4j.Driver:
-    """A connected driver for `settings.neo4j_uri`; raises a GraphError leaf when it cannot connect."""
+def _driver_options(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The URI and driver options every kgrank connection uses (one place for auth and timeouts)."""
     uri = checked_uri(settings)
     password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
-    auth = (settings.neo4j_user, password) if password is not None else None
+    return uri, {
+        "auth": (settings.neo4j_user, password) if password is not None else None,
+        "connection_timeout": settings.neo4j_timeout_s,
+        "connection_acquisition_timeout": settings.neo4j_timeout_s,
+        "notifications_min_severity": "OFF",
+        # Transient errors are retried, but never for longer than a request may wait.
+        "max_transaction_retry_time": settings.neo4j_timeout_s,
+    }
+
+
+def async_driver(settings: Settings) -> neo4j.AsyncDriver:
+    """An async driver for serving, not connected yet (the API starts while Neo4j is down). The driver would
+    retry an unreachable server until its retry time ran out: serving turns that off and fails at once, so
+    its breaker answers the next requests fast (services/api/graph.py retries what is worth retrying)."""
+    uri, options = _driver_options(settings)
     try:
-        driver = neo4j.GraphDatabase.driver(
-            uri,
-            auth=auth,
-            connection_timeout=settings.neo4j_timeout_s,
-            connection_acquisition_timeout=settings.neo4j_timeout_s,
-            notifications_min_severity="OFF",
-            # Transient errors are retried, but never for longer than a request may wait.
-            max_transaction_retry_time=settings.neo4j_timeout_s,
-        )
+        return neo4j.AsyncGraphDatabase.driver(uri, **(options | {"max_transaction_retry_time": 0}))
+    except (ConfigurationError, ValueError) as e:
+        raise ConfigError(f"invalid Neo4j URI {uri!r} (KGRANK_NEO4J_URI): {e}") from e
+
+
+def open_driver(settings: Settings) -> neo4j.Driver:
+    """A connected driver for `settings.neo4j_uri`; raises a GraphError leaf when it cannot connect."""
+    uri, options = _driver_options(settings)
+    try:
+        driver = neo4j.GraphDatabase.driver(uri, **options)
     except (ConfigurationError, ValueError) as e:
         raise ConfigError(f"invalid Neo4j URI {uri!r} (KGRANK_NEO4J_URI): {e}") from e
     try:
