@@ -15,6 +15,8 @@ from typing import Any
 
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
+from services.graph_loader.embedded import EmbeddedGraph
+from services.graph_loader.loader import load_graph
 from services.graph_loader.prepare import prepare_dataset
 from services.graph_loader.sample_data import SHARED_DATA
 
@@ -111,3 +113,17 @@ def matmul_flops(size: int = 2048, repeats: int = 10) -> float:
         torch.matmul(a, b)
         best = min(best, time.perf_counter() - started)
     return 2 * size**3 / best
+
+
+def scratch_embedded_graph(dataset: ProcessedDataset, workdir: Path) -> Path:
+    """A graph file of the benchmark's own, rebuilt each run, holding every interaction (split "all", as
+    serving's does)."""
+    path = workdir / "graph.sqlite"
+    for stale in workdir.glob("graph.sqlite*"):
+        stale.unlink()
+    graph = EmbeddedGraph(path)
+    try:
+        load_graph(dataset, graph, target=f"embedded {path}", split="all", progress=False)
+    finally:
+        graph.close()
+    return path

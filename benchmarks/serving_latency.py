@@ -33,6 +33,7 @@ from benchmarks.common import (
     markdown_table,
     matmul_flops,
     percentiles,
+    scratch_embedded_graph,
     served_model_arguments,
     write_results,
 )
@@ -40,7 +41,6 @@ from services.api.app import build_service, create_app
 from services.api.local import serve_in_thread
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
-from services.graph_loader.embedded import EmbeddedGraph
 from services.graph_loader.loader import load_graph
 from services.graph_loader.neo4j_connection import open_driver
 from services.graph_loader.neo4j_writer import Neo4jGraphWriter
@@ -108,13 +108,7 @@ def main() -> None:
 
     dataset = ProcessedDataset.load(args.data)
     requests = requests_for(dataset, args.retriever, args.users)
-    # Serving's graph holds every interaction (split "all"); a file of the benchmark's own, rebuilt each run.
-    graph_path = args.workdir / "graph.sqlite"
-    for stale in args.workdir.glob("graph.sqlite*"):
-        stale.unlink()
-    graph = EmbeddedGraph(graph_path)
-    load_graph(dataset, graph, target=f"embedded {graph_path}", split="all")
-    graph.close()
+    graph_path = scratch_embedded_graph(dataset, args.workdir)
     base = {
         "dataset_dir": args.data,
         "model_dir": args.model,

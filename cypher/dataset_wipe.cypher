@@ -1,5 +1,6 @@
 // Delete every node (and its relationships) of a dataset's load, in batches; run as an auto-commit query.
-// The live event log (KgrankEvent) stays: the next load replays it. Parameters: $dataset.
+// The live event log (KgrankEvent) and the living catalogue (KgrankCatalogItem) stay: the next load replays
+// them. Parameters: $dataset.
 MATCH (n {dataset: $dataset})
-WHERE NOT n:KgrankEvent
+WHERE NOT n:KgrankEvent AND NOT n:KgrankCatalogItem
 CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 5000 ROWS

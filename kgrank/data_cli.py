@@ -37,6 +37,10 @@ def prepare(
         Path | None,
         typer.Option(help="Live events exported by `kgrank graph events`, added to the raw interactions."),
     ] = None,
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="Items exported by `kgrank graph catalog`, added to the raw items."),
+    ] = None,
 ) -> None:
     """Title filter, iterative k-core, stable id maps, leave-one-out split; writes OUT and OUT/stats.json."""
     processed = prepare_dataset(
@@ -50,6 +54,7 @@ def prepare(
         download=download,
         download_url=download_url,
         events=events,
+        catalog=catalog,
     )
     stats = processed.stats
     typer.echo(

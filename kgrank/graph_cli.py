@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import typer
 
@@ -19,14 +20,17 @@ from kgrank.options import (
 )
 from services.core.atomic import write_json
 from services.core.errors import GraphNotLoadedError, RequestError
+from services.graph_loader.catalog import write_catalog_jsonl
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
 from services.graph_loader.events import write_events_csv
-from services.graph_loader.loader import LoadReport, load_graph
+from services.graph_loader.loader import GraphWriter, LoadReport, load_graph
 from services.graph_loader.neo4j_connection import open_driver
 from services.graph_loader.neo4j_writer import Neo4jGraphWriter
 from services.ranker.paths import HistoryCutoff, PathConfig, PathRequest, UserPaths
 from services.ranker.paths.render import candidate_letter, path_cypher, path_text, rating_text
+
+T = TypeVar("T")
 
 graph_app = typer.Typer(help="Build the knowledge graph and query relation paths.", no_args_is_help=True)
 
@@ -65,7 +69,7 @@ def load(
         f"loaded {result.dataset} ({result.split}) into {result.target} in {result.seconds:.1f} s: "
         f"{sum(counts.nodes.values()):,} nodes, {sum(counts.relationships.values()):,} relationships"
         f"{' (replaced a different earlier load)' if result.wiped_previous else ''}; "
-        f"{result.live_events:,} live events replayed"
+        f"{result.live_items:,} live items and {result.live_events:,} live events replayed"
         + (
             f", {result.live_events_skipped:,} kept in the log but not in the graph (their items are not in "
             f"this dataset)"
@@ -95,26 +99,51 @@ def events(
 ) -> None:
     """Export the live event log (every POST /interactions) as CSV, for `kgrank data prepare --events`."""
     dataset = ProcessedDataset.load(data)
-    settings = settings_for(neo4j_uri)
     output_file(out)
-    if settings.neo4j_uri:
-        driver = open_driver(settings)
-        try:
-            log = Neo4jGraphWriter(driver, database=settings.neo4j_database).events(dataset.name)
-        finally:
-            driver.close()
-    else:
-        path = embedded_path_for(data, embedded)
-        if not path.is_file():
-            raise GraphNotLoadedError(f"no embedded graph at {path}; run `kgrank graph load` first")
-        graph = EmbeddedGraph(path)
-        try:
-            log = graph.events(dataset.name)
-        finally:
-            graph.close()
+    log = _read_live(data, dataset, neo4j_uri, embedded, lambda writer: writer.events(dataset.name))
     count = write_events_csv(log, out)
     users = len({event.user_id for event in log})
     typer.echo(f"wrote {count:,} live events of {users:,} users of {dataset.name} to {out}")
+
+
+@graph_app.command("catalog")
+def catalog(
+    data: DataDir,
+    out: Annotated[Path, typer.Option("--out", help="JSON-lines file to write the items to.")],
+    neo4j_uri: Neo4jUri = None,
+    embedded: EmbeddedPath = None,
+) -> None:
+    """Export the living catalogue (every PUT /items) as JSON lines, for `kgrank data prepare --catalog`."""
+    dataset = ProcessedDataset.load(data)
+    output_file(out)
+    items = _read_live(data, dataset, neo4j_uri, embedded, lambda writer: writer.catalog(dataset.name))
+    count = write_catalog_jsonl(items, out)
+    typer.echo(f"wrote {count:,} catalogue items of {dataset.name} to {out}")
+
+
+def _read_live(
+    data: Path,
+    dataset: ProcessedDataset,
+    neo4j_uri: str | None,
+    embedded: Path | None,
+    read: Callable[[GraphWriter], T],
+) -> T:
+    """What `read` takes from the graph's live records (Neo4j, or DATA's embedded file)."""
+    settings = settings_for(neo4j_uri)
+    if settings.neo4j_uri:
+        driver = open_driver(settings)
+        try:
+            return read(Neo4jGraphWriter(driver, database=settings.neo4j_database))
+        finally:
+            driver.close()
+    path = embedded_path_for(data, embedded)
+    if not path.is_file():
+        raise GraphNotLoadedError(f"no embedded graph at {path}; run `kgrank graph load` first")
+    graph = EmbeddedGraph(path)
+    try:
+        return read(graph)
+    finally:
+        graph.close()
 
 
 @graph_app.command("paths")

@@ -30,6 +30,8 @@ from services.api.models import (
     Health,
     InteractionRequest,
     InteractionResponse,
+    ItemRequest,
+    ItemResponse,
     RankRequest,
     RankResponse,
     Readiness,
@@ -48,6 +50,7 @@ from services.core.errors import (
     ModelError,
     RequestError,
 )
+from services.core.ids import Id
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.context import RANKING_PATHS
@@ -129,6 +132,17 @@ def create_app(settings: Settings | None = None, *, service: RankingService | No
         """Append a user–item event to the graph's event log (once per event id); in the same transaction the
         user's version moves on, so no ranking cached before it is served again, on any replica."""
         return await running(request).record(body)
+
+    @app.put(
+        "/items/{item_id}",
+        response_model=ItemResponse,
+        dependencies=[Depends(access.write)],
+        responses=_WRITE_ERRORS | {409: {"model": ErrorBody, "description": "the item is part of the dataset"}},
+    )
+    async def put_item(item_id: Id, body: ItemRequest, request: Request) -> ItemResponse:
+        """Create or replace an item of the living catalogue (title and attributes): written to the graph at once,
+        it can be a candidate right away, ranked and explained through its graph paths; loads keep it."""
+        return await running(request).put_item(item_id, body)
 
     @app.post(
         "/admin/reload",

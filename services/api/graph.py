@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,9 @@ import neo4j
 from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
 from services.core.cypher import cypher_library
-from services.core.errors import GraphNotLoadedError, GraphUnavailableError
+from services.core.errors import GraphNotLoadedError, GraphUnavailableError, UnknownItemsError
 from services.core.settings import Settings
+from services.graph_loader.catalog import CatalogItem
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
 from services.graph_loader.events import LiveEvent, RecordedEvent
@@ -59,13 +61,18 @@ class ServingGraph(Protocol):
         """Every item the user has interacted with (live events included), oldest first."""
         ...
 
+    async def put_item(self, item: CatalogItem) -> bool:
+        """Create or replace a living-catalogue item and its graph nodes in one transaction; True if new."""
+        ...
+
     async def close(self) -> None: ...
 
 
 def _graph_state(status: dict[str, object] | None, version: int, dataset: str, where: str) -> GraphState:
     if not status or status.get("status") != "complete":
         raise GraphNotLoadedError(f"{where} holds no complete load of {dataset}; run `kgrank graph load`")
-    load_id = f"{status['data_hash']}:{status['split']}:{status['completed_at']}"
+    catalog = f"{status.get('catalog_items')}@{status.get('catalog_changed')}"
+    load_id = f"{status['data_hash']}:{status['split']}:{status['completed_at']}:{catalog}"
     return GraphState(data_hash=str(status["data_hash"]), load_id=load_id, user_version=version)
 
 
@@ -86,9 +93,8 @@ async def _retried(attempt: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
-def _missing_item(item_id: str, dataset: str) -> GraphNotLoadedError:
-    """An item of the served dataset the graph lacks: the graph does not (yet) hold the whole load."""
-    return GraphNotLoadedError(f"item {item_id!r} is not in the graph of {dataset}; is a load running?")
+def _missing_item(item_id: str, dataset: str) -> UnknownItemsError:
+    return UnknownItemsError(f"unknown item id: {item_id!r} (not in the graph of {dataset})", item_ids=[item_id])
 
 
 class Neo4jServingGraph:
@@ -103,6 +109,7 @@ class Neo4jServingGraph:
         self._dataset = dataset.name
         self._where = uri
         self._library = cypher_library()
+        self._schema = dataset.schema
         self._schema_ready = False
         self._paths = AsyncNeo4jPathSource(
             self._driver, database=self._database, dataset=dataset.name, schema=dataset.schema, config=config
@@ -144,7 +151,7 @@ class Neo4jServingGraph:
 
         async with self._deadline("recording an interaction"):
             if not self._schema_ready:
-                await self._ensure_event_schema()
+                await self._ensure_live_schema()
             recorded = await self._transaction(append, write=True)
         if recorded is None:
             raise _missing_item(event.item_id, dataset)
@@ -162,6 +169,29 @@ class Neo4jServingGraph:
             row = await _retried(read)
         return _graph_state(row, int(str(row.get("version", 0))), self._dataset, self._where)
 
+    async def put_item(self, item: CatalogItem) -> bool:
+        library, dataset = self._library, self._dataset
+
+        async def write(tx: neo4j.AsyncManagedTransaction) -> bool:
+            entry = {"item_id": item.item_id, "title": item.title, "recorded_at": item.recorded_at}
+            attributes = json.dumps(item.attributes, sort_keys=True)
+            row = await (await tx.run(library["catalog_put"], entry, dataset=dataset, attributes=attributes)).single()
+            node = [{"id": item.item_id, "idx": None, "title": item.title, "properties": {}}]
+            await (await tx.run(library["load_items"], dataset=dataset, rows=node)).consume()
+            rel_types = list(self._schema.attributes.values())
+            clear = library["item_attributes_clear"]
+            await (await tx.run(clear, dataset=dataset, item_id=item.item_id, rel_types=rel_types)).consume()
+            for label, names in item.attributes.items():
+                statement = library.render("load_attributes", label=label, rel_type=self._schema.attributes[label])
+                rows = [{"item": item.item_id, "name": name} for name in names]
+                await (await tx.run(statement, dataset=dataset, rows=rows)).consume()
+            return bool(row and row["created"])
+
+        async with self._deadline("writing a catalogue item"):
+            if not self._schema_ready:
+                await self._ensure_live_schema()
+            return await self._transaction(write, write=True)
+
     async def user_items(self, user_id: str) -> list[str]:
         async def read() -> list[str]:
             async with self._driver.session(database=self._database, default_access_mode=neo4j.READ_ACCESS) as session:
@@ -178,10 +208,11 @@ class Neo4jServingGraph:
 
         return await _retried(attempt)
 
-    async def _ensure_event_schema(self) -> None:
-        """The event id constraint and user index (a graph loaded by an older kgrank lacks them): once per process."""
+    async def _ensure_live_schema(self) -> None:
+        """The constraints and index the live event log and catalogue need (a graph loaded by an older kgrank
+        lacks them): once per process."""
         async with self._driver.session(database=self._database) as session:
-            for statement in ("constraint_event", "index_event_user"):
+            for statement in ("constraint_event", "index_event_user", "constraint_catalog"):
                 await (await session.run(self._library[statement])).consume()
         self._schema_ready = True
 
@@ -198,6 +229,7 @@ class EmbeddedServingGraph:
         self._graph = EmbeddedGraph(path)
         self._dataset = dataset.name
         self._where = str(path)
+        self._schema = dataset.schema
         self._paths = EmbeddedPathSource(self._graph, dataset=dataset.name, schema=dataset.schema, config=config)
 
     async def fetch(self, request: PathRequest) -> UserPaths:
@@ -216,6 +248,9 @@ class EmbeddedServingGraph:
 
     async def user_items(self, user_id: str) -> list[str]:
         return await asyncio.to_thread(self._graph.user_items, self._dataset, user_id)
+
+    async def put_item(self, item: CatalogItem) -> bool:
+        return await asyncio.to_thread(self._graph.put_catalog_item, self._dataset, item, self._schema)
 
     async def close(self) -> None:
         self._graph.close()

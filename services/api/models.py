@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -128,6 +128,22 @@ class InteractionResponse(BaseModel):
     user_version: int = Field(
         description="the user's live events so far; rankings cached before this version are never served again"
     )
+
+
+class ItemRequest(_Body):
+    title: str = Field(min_length=1, max_length=500, description="shown to the ranker and in explanations")
+    attributes: dict[str, list[Annotated[str, Field(min_length=1, max_length=200)]]] = Field(
+        default_factory=dict,
+        description="attribute label of the served dataset's schema (e.g. Genre, Year, Director, Actor, Brand, "
+        "Category) -> names, at most 50 per label; the item's graph paths run through them",
+    )
+
+
+class ItemResponse(BaseModel):
+    item_id: str
+    title: str
+    attributes: dict[str, list[str]]
+    created: bool = Field(description="false: an item created through the API before was replaced")
 
 
 class ReloadRequest(_Body):

@@ -33,6 +33,8 @@ from services.api.models import (
     ExplanationOut,
     InteractionRequest,
     InteractionResponse,
+    ItemRequest,
+    ItemResponse,
     ModelInfo,
     NodeElement,
     RankedBy,
@@ -55,6 +57,7 @@ from services.core.errors import (
     ScorerError,
     UnknownItemsError,
 )
+from services.graph_loader.catalog import CatalogItem
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.events import LiveEvent
 from services.graph_loader.sequences import UserSequences, user_sequences
@@ -66,6 +69,7 @@ from services.ranker.prompt import MAX_CANDIDATES, Prompt, ScoredPath
 from services.ranker.ranking import RankingTask
 
 logger = logging.getLogger(__name__)
+MAX_NAMES_PER_LABEL = 50
 
 
 class Breaker:
@@ -303,9 +307,7 @@ class RankingService:
         duplicates = sorted({c for c in candidates if candidates.count(c) > 1})
         if duplicates:
             raise RequestError(f"duplicate candidate ids: {duplicates}", item_ids=duplicates)
-        unknown = [c for c in candidates if c not in self._items]
-        if unknown:
-            raise UnknownItemsError(f"unknown item ids: {unknown}", item_ids=unknown)
+        # Ids the dataset lacks may be living-catalogue items: the graph's paths query checks those.
 
     def _request_digest(self, request: RankRequest, state: GraphState, models: ServingModels) -> str:
         """Everything a cached answer depends on besides the user's version."""
@@ -400,6 +402,13 @@ class RankingService:
 
     def _offline_paths(self, request: RankRequest, models: ServingModels) -> UserPaths:
         """History from the processed dataset (live interactions unknown) and no paths."""
+        unknown = [c for c in request.candidates or () if c not in self._items]
+        if unknown:
+            raise UnknownItemsError(
+                f"unknown item ids: {unknown} (items created through the API cannot be checked while the graph "
+                "is unavailable)",
+                item_ids=unknown,
+            )
         context, sequences = self._offline_data()
         user = self._users.get(request.user_id)
         task = RankingTask(
@@ -470,8 +479,6 @@ class RankingService:
     async def record(self, request: InteractionRequest) -> InteractionResponse:
         """Append the event to the graph's log; the user's version moves in the same transaction, so no
         cached ranking from before it can be served again. A known event id is a retry: nothing changes."""
-        if request.item_id not in self._items:
-            raise UnknownItemsError(f"unknown item id: {request.item_id!r}", item_ids=[request.item_id])
         if not self._graph_breaker.closed():  # known down: say so at once instead of waiting out a timeout
             raise GraphUnavailableError("graph known to be down", retry_after_s=self._graph_breaker.retry_after_s())
         now = time.time()
@@ -486,6 +493,11 @@ class RankingService:
         try:
             recorded = await self.graph.record(event)
             self._graph_breaker.succeeded()
+        except UnknownItemsError as e:
+            self._graph_breaker.succeeded()
+            if request.item_id in self._items:  # in the dataset, not in the graph: the load is incomplete
+                raise GraphNotLoadedError(f"item {request.item_id!r} is not in the graph; is a load running?") from e
+            raise
         except GraphUnavailableError as e:
             self._graph_breaker.failed()
             e.details["retry_after_s"] = self._graph_breaker.retry_after_s()
@@ -505,6 +517,40 @@ class RankingService:
             duplicate=not recorded.created,
             user_version=recorded.user_version,
         )
+
+    # -- PUT /items/{item_id} ------------------------------------------------------------------------
+
+    async def put_item(self, item_id: str, request: ItemRequest) -> ItemResponse:
+        """Create or replace a living-catalogue item: ranked and explained through its graph paths at once."""
+        if item_id in self._items:
+            raise EventConflictError(
+                f"item {item_id!r} is part of the served dataset: change it in the data and prepare it again"
+            )
+        schema = self.dataset.schema.attributes
+        unknown = sorted(set(request.attributes) - set(schema))
+        if unknown:
+            raise RequestError(f"attribute labels {unknown} are not in this dataset's schema: use {sorted(schema)}")
+        crowded = sorted(label for label, names in request.attributes.items() if len(names) > MAX_NAMES_PER_LABEL)
+        if crowded:
+            raise RequestError(f"more than {MAX_NAMES_PER_LABEL} names for {crowded}")
+        attributes = {
+            label: list(dict.fromkeys(" ".join(n.split()) for n in names))
+            for label, names in request.attributes.items()
+        }
+        attributes = {label: [n for n in names if n] for label, names in attributes.items() if any(names)}
+        item = CatalogItem(
+            item_id=item_id, title=" ".join(request.title.split()), attributes=attributes, recorded_at=time.time()
+        )
+        if not self._graph_breaker.closed():
+            raise GraphUnavailableError("graph known to be down", retry_after_s=self._graph_breaker.retry_after_s())
+        try:
+            created = await self.graph.put_item(item)
+            self._graph_breaker.succeeded()
+        except GraphUnavailableError as e:
+            self._graph_breaker.failed()
+            e.details["retry_after_s"] = self._graph_breaker.retry_after_s()
+            raise
+        return ItemResponse(item_id=item_id, title=item.title, attributes=item.attributes, created=created)
 
     # -- GET /readyz ---------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from services.core.errors import GraphError
+from services.graph_loader.catalog import CatalogItem
 from services.graph_loader.events import LiveEvent, RecordedEvent
 from services.graph_loader.records import GraphCounts, GraphPart, LoadMeta
 from services.graph_loader.schema import ITEM_LABEL, RATED, USER_LABEL, GraphSchema
@@ -43,6 +44,10 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (dataset, id)
 );
 CREATE INDEX IF NOT EXISTS events_by_user ON events (dataset, user_key);
+CREATE TABLE IF NOT EXISTS catalog (
+    dataset TEXT NOT NULL, id TEXT NOT NULL, title TEXT NOT NULL, attributes TEXT NOT NULL, recorded_at REAL NOT NULL,
+    PRIMARY KEY (dataset, id)
+);
 """
 
 # Rows per `IN (...)` list: far below SQLite's limit on bound variables.
@@ -193,6 +198,7 @@ class EmbeddedGraph:
         with self._transaction() as db:
             _wipe(db, dataset)
             db.execute("DELETE FROM events WHERE dataset = ?", (dataset,))
+            db.execute("DELETE FROM catalog WHERE dataset = ?", (dataset,))
             db.execute("DELETE FROM datasets WHERE name = ?", (dataset,))
 
     # -- the live event log ----------------------------------------------------------------------------
@@ -224,9 +230,65 @@ class EmbeddedGraph:
             )
 
     def user_state(self, dataset: str, user_id: str) -> tuple[dict[str, Any] | None, int]:
-        """The dataset's load record and the user's version, read together."""
+        """The dataset's load record (with the living catalogue's state) and the user's version, read together."""
         with self._lock:
-            return _status(self._db, dataset), _user_version(self._db, dataset, user_id)
+            status = _status(self._db, dataset)
+            if status is not None:
+                count, latest = self._db.execute(
+                    "SELECT count(*), max(recorded_at) FROM catalog WHERE dataset = ?", (dataset,)
+                ).fetchone()
+                status |= {"catalog_items": count, "catalog_changed": latest}
+            return status, _user_version(self._db, dataset, user_id)
+
+    # -- the living catalogue ----------------------------------------------------------------------------
+
+    def put_catalog_item(self, dataset: str, item: CatalogItem, schema: GraphSchema) -> bool:
+        """Create or replace a live item: its catalogue entry, Item node and attribute relationships, in one
+        transaction (attribute nodes no item uses any more go). True if the entry is new."""
+        with self._transaction() as db:
+            created = not db.execute(
+                "SELECT 1 FROM catalog WHERE dataset = ? AND id = ?", (dataset, item.item_id)
+            ).fetchone()
+            db.execute(
+                "INSERT INTO catalog VALUES (?, ?, ?, ?, ?) ON CONFLICT (dataset, id) DO UPDATE SET "
+                "title = excluded.title, attributes = excluded.attributes, recorded_at = excluded.recorded_at",
+                (dataset, item.item_id, item.title, json.dumps(item.attributes, sort_keys=True), item.recorded_at),
+            )
+            db.execute(_NODE_UPSERT, (dataset, ITEM_LABEL, item.item_id, None, item.title, "{}"))
+            (node,) = db.execute(
+                "SELECT id FROM nodes WHERE dataset = ? AND label = ? AND key = ?", (dataset, ITEM_LABEL, item.item_id)
+            ).fetchone()
+            types = list(schema.attributes.values())
+            old = [
+                row[0]
+                for row in db.execute(
+                    f"SELECT dst FROM rels WHERE src = ? AND type IN ({','.join('?' * len(types))})",  # noqa: S608
+                    (node, *types),
+                )
+            ]
+            db.execute(f"DELETE FROM rels WHERE src = ? AND type IN ({','.join('?' * len(types))})", (node, *types))  # noqa: S608
+            for target in old:
+                db.execute(
+                    "DELETE FROM nodes WHERE id = ? AND NOT EXISTS (SELECT 1 FROM rels WHERE src = ? OR dst = ?)",
+                    (target, target, target),
+                )
+            for label, names in item.attributes.items():
+                rel_type = schema.attributes[label]
+                db.executemany(_NODE_UPSERT, [(dataset, label, name, None, None, "{}") for name in names])
+                db.executemany(
+                    _REL_INSERT,
+                    [
+                        (rel_type, None, None, None, dataset, ITEM_LABEL, item.item_id, dataset, label, name)
+                        for name in names
+                    ],
+                )
+        return created
+
+    def catalog(self, dataset: str) -> list[CatalogItem]:
+        rows = self._read(
+            "SELECT id, title, attributes, recorded_at FROM catalog WHERE dataset = ? ORDER BY id", (dataset,)
+        )
+        return [CatalogItem(item_id=r[0], title=r[1], attributes=json.loads(r[2]), recorded_at=r[3]) for r in rows]
 
     def events(self, dataset: str) -> list[LiveEvent]:
         """The whole log of `dataset`, in event order."""

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from tqdm import tqdm
 
 from services.core.errors import GraphError
+from services.graph_loader.catalog import CatalogItem, with_catalog
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.events import LiveEvent
 from services.graph_loader.records import (
@@ -45,6 +46,10 @@ class GraphWriter(Protocol):
         """The live event log of `dataset`, in event order."""
         ...
 
+    def catalog(self, dataset: str) -> list[CatalogItem]:
+        """The living catalogue of `dataset` (items created through the API)."""
+        ...
+
     def counts(self, dataset: str) -> GraphCounts: ...
 
 
@@ -56,6 +61,7 @@ class LoadReport(BaseModel):
     rows: int
     batch_size: int
     wiped_previous: bool
+    live_items: int = Field(description="living-catalogue items (PUT /items) written with the dataset's")
     live_events: int = Field(description="live events (POST /interactions) replayed onto the load")
     live_events_skipped: int = Field(description="live events kept in the log whose item this dataset lacks")
     seconds: float
@@ -74,7 +80,9 @@ def load_graph(
     """Write every part in batches, replay the live event log over them, then check the graph's counts
     against the rows and the events: nothing lost, live interactions included."""
     started = time.perf_counter()
-    parts = graph_parts(dataset, split)
+    dataset_items = {item.id for item in dataset.items}
+    catalog = [entry for entry in writer.catalog(dataset.name) if entry.item_id not in dataset_items]
+    parts = with_catalog(graph_parts(dataset, split), catalog)
     meta = LoadMeta(
         dataset=dataset.name,
         data_hash=dataset.manifest.data_hash,
@@ -89,7 +97,7 @@ def load_graph(
             for batch in batches(part.rows, batch_size):
                 writer.write(dataset.name, part, batch)
                 bar.update(len(batch))
-    items = {item.id for item in dataset.items}
+    items = dataset_items | {entry.item_id for entry in catalog}
     log = writer.events(dataset.name)
     live = [event for event in log if event.item_id in items]
     for part in live_parts(live):
@@ -112,6 +120,7 @@ def load_graph(
         rows=total,
         batch_size=batch_size,
         wiped_previous=wiped,
+        live_items=len(catalog),
         live_events=len(live),
         live_events_skipped=len(log) - len(live),
         seconds=round(time.perf_counter() - started, 3),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import neo4j
@@ -9,9 +10,10 @@ from neo4j.exceptions import Neo4jError, ServiceUnavailable
 
 from services.core.cypher import CypherLibrary, cypher_library
 from services.core.errors import GraphError, GraphUnavailableError
+from services.graph_loader.catalog import CatalogItem
 from services.graph_loader.events import LiveEvent
 from services.graph_loader.records import GraphCounts, GraphPart, LoadMeta
-from services.graph_loader.schema import DATASET_LABEL, EVENT_LABEL, ITEM_LABEL, USER_LABEL, GraphSchema
+from services.graph_loader.schema import BOOKKEEPING_LABELS, ITEM_LABEL, USER_LABEL, GraphSchema
 
 
 class Neo4jGraphWriter:
@@ -21,7 +23,7 @@ class Neo4jGraphWriter:
         self._cypher = library or cypher_library()
 
     def begin_load(self, meta: LoadMeta, schema: GraphSchema) -> bool:
-        for statement in ("constraint_dataset", "constraint_event", "index_event_user"):
+        for statement in ("constraint_dataset", "constraint_event", "index_event_user", "constraint_catalog"):
             self._run(self._cypher[statement])
         keys = {USER_LABEL: "id", ITEM_LABEL: "id"} | dict.fromkeys(schema.attributes, "name")
         for label, key in keys.items():
@@ -58,11 +60,15 @@ class Neo4jGraphWriter:
     def events(self, dataset: str) -> list[LiveEvent]:
         return [LiveEvent(**row) for row in self._query(self._cypher["events"], dataset=dataset)]
 
+    def catalog(self, dataset: str) -> list[CatalogItem]:
+        rows = self._query(self._cypher["catalog"], dataset=dataset)
+        return [CatalogItem(**(row | {"attributes": json.loads(row["attributes"])})) for row in rows]
+
     def counts(self, dataset: str) -> GraphCounts:
         nodes = self._query(self._cypher["count_nodes"], dataset=dataset)
         relationships = self._query(self._cypher["count_relationships"], dataset=dataset)
         return GraphCounts(
-            nodes={row["label"]: row["count"] for row in nodes if row["label"] not in (DATASET_LABEL, EVENT_LABEL)},
+            nodes={row["label"]: row["count"] for row in nodes if row["label"] not in BOOKKEEPING_LABELS},
             relationships={row["type"]: row["count"] for row in relationships},
         )
 

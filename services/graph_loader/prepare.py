@@ -9,12 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from services.core.atomic import check_replaceable
-from services.core.errors import DatasetNotFoundError
+from services.core.errors import DatasetFormatError, DatasetNotFoundError
+from services.graph_loader.catalog import read_catalog_jsonl
 from services.graph_loader.dataset import DATASET_MARKERS, ProcessedDataset
 from services.graph_loader.download import fetch_dataset
 from services.graph_loader.events import read_events_csv
 from services.graph_loader.preprocess import preprocess
-from services.graph_loader.raw import RawDataset
+from services.graph_loader.raw import RawDataset, RawItem
 from services.graph_loader.readers import reader_for
 
 logger = logging.getLogger(__name__)
@@ -32,8 +33,10 @@ def prepare_dataset(
     download: bool = False,
     download_url: str | None = None,
     events: Path | None = None,
+    catalog: Path | None = None,
 ) -> ProcessedDataset:
-    """`events`: a live event log exported by `kgrank graph events`, added to the raw interactions (its
+    """`catalog`: items exported by `kgrank graph catalog`, added to the raw items (a raw item of the same id
+    wins). `events`: a live event log exported by `kgrank graph events`, added to the raw interactions (its
     events of items the raw data lacks are left out, and logged)."""
     check_replaceable(out_dir, markers=DATASET_MARKERS)  # before minutes of reading, not after
     reader = reader_for(kind, category=category, mapping=mapping)
@@ -45,11 +48,25 @@ def prepare_dataset(
         logger.info("raw %s files missing in %s: downloading them", kind, raw_dir)
         fetch_dataset(kind, raw_dir, category=category, url=download_url)
         raw = reader.read(raw_dir, name=name)
+    if catalog is not None:
+        raw = with_live_items(raw, catalog)
     if events is not None:
         raw = with_live_events(raw, events)
     processed = preprocess(raw, min_interactions=min_interactions)
     processed.save(out_dir)
     return processed
+
+
+def with_live_items(raw: RawDataset, path: Path) -> RawDataset:
+    unknown = {label for item in read_catalog_jsonl(path) for label in item.attributes} - set(raw.schema.attributes)
+    if unknown:
+        raise DatasetFormatError(f"{path}: attribute labels {sorted(unknown)} are not in {raw.name}'s schema")
+    added = {
+        item.item_id: RawItem(title=item.title, attributes=item.attributes)
+        for item in read_catalog_jsonl(path)
+        if item.item_id not in raw.items
+    }
+    return replace(raw, items=raw.items | added, sources=[*raw.sources, path])
 
 
 def with_live_events(raw: RawDataset, path: Path) -> RawDataset:

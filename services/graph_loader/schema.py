@@ -15,6 +15,8 @@ ITEM_LABEL = "Item"
 RATED = "RATED"
 DATASET_LABEL = "KgrankDataset"
 EVENT_LABEL = "KgrankEvent"  # the live event log (services/graph_loader/events.py)
+CATALOG_LABEL = "KgrankCatalogItem"  # the living catalogue (services/graph_loader/catalog.py)
+BOOKKEEPING_LABELS = (DATASET_LABEL, EVENT_LABEL, CATALOG_LABEL)  # not part of the knowledge graph's counts
 
 #: The attribute labels of design.md and the relationship that links an Item to each.
 STANDARD_ATTRIBUTES: dict[str, str] = {
@@ -29,7 +31,7 @@ STANDARD_LINKS: tuple[str, ...] = ("ALSO_BOUGHT", "ALSO_VIEWED", "BOUGHT_TOGETHE
 
 _LABEL = re.compile(r"^[A-Z][A-Za-z0-9]{0,39}$")
 _REL_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
-_RESERVED = {USER_LABEL, ITEM_LABEL, RATED, DATASET_LABEL, EVENT_LABEL}
+_RESERVED = {USER_LABEL, ITEM_LABEL, RATED, DATASET_LABEL, EVENT_LABEL, CATALOG_LABEL}
 
 
 class GraphSchema(BaseModel):

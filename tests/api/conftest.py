@@ -156,3 +156,11 @@ def serve_process(served: Served, log: Path, **settings: str) -> Iterator[str]:
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def new_item_for(served: Served, user_idx: int) -> tuple[str, dict[str, object]]:
+    """An id and PUT /items body for a brand-new item sharing a genre with the user's newest dataset item."""
+    frame = served.dataset.interactions
+    newest = int(frame.loc[frame["user"] == user_idx].sort_values("timestamp")["item"].iloc[-1])
+    genre = served.dataset.item(newest).attributes["Genre"][0]
+    return f"new-{uuid.uuid4().hex[:8]}", {"title": "A Brand New Film (2026)", "attributes": {"Genre": [genre]}}

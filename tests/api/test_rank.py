@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from services.core.settings import Settings
 from services.ranker.paths.render import path_cypher
-from tests.api.conftest import ClientFactory, Served, candidates_for, seen_items
+from tests.api.conftest import ClientFactory, Served, candidates_for, new_item_for, seen_items
 
 
 def test_rank_orders_every_candidate_and_explains_with_graph_paths(served: Served, client_for: ClientFactory) -> None:
@@ -246,3 +246,39 @@ def test_without_candidates_and_without_a_retriever_is_a_clear_422(served: Serve
     client = client_for(retriever_dir=None, fusion=False)
     answer = client.post("/rank", json={"user_id": served.dataset.user_id(1)})
     assert answer.status_code == 422 and "--retriever" in answer.json()["error"]
+
+
+def test_a_new_item_created_through_the_api_is_ranked_and_explained_through_its_paths(
+    served: Served, client_for: ClientFactory
+) -> None:
+    client = client_for(open_writes=True)
+    item_id, body = new_item_for(served, 10)
+    created = client.put(f"/items/{item_id}", json=body)
+    assert created.status_code == 200 and created.json()["created"] is True
+    request = {"user_id": served.dataset.user_id(10), "candidates": [item_id, *candidates_for(served, 10, 7)]}
+    ranked = client.post("/rank", json=request).json()
+    (new,) = [item for item in ranked["ranking"] if item["item_id"] == item_id]
+    assert ranked["degraded"] == [] and new["title"] == "A Brand New Film (2026)"
+    assert any(e["path"][2]["label"] == "Genre" and e["path"][-1]["key"] == item_id for e in new["explanations"])
+    assert client.post("/rank", json=request).json()["cached"] is True
+    # Replacing the item changes what a cached ranking depends on: the next one is computed afresh.
+    replaced = client.put(f"/items/{item_id}", json={"title": "A Renamed Film (2026)", "attributes": {}})
+    assert replaced.status_code == 200 and replaced.json()["created"] is False
+    again = client.post("/rank", json=request).json()
+    assert again["cached"] is False
+    assert [item["title"] for item in again["ranking"] if item["item_id"] == item_id] == ["A Renamed Film (2026)"]
+    assert client.post("/interactions", json={"user_id": f"fan-{item_id}", "item_id": item_id}).status_code == 200
+
+
+def test_catalog_writes_are_checked(served: Served, client_for: ClientFactory) -> None:
+    client = client_for(open_writes=True)
+    dataset_item = served.dataset.items[0].id
+    taken = client.put(f"/items/{dataset_item}", json={"title": "x"})
+    assert taken.status_code == 409 and "part of the served dataset" in taken.json()["error"]
+    wrong = client.put("/items/new-x", json={"title": "x", "attributes": {"Colour": ["red"]}})
+    assert wrong.status_code == 422 and "Colour" in wrong.json()["error"]
+    assert client.put("/items/%20padded", json={"title": "x"}).status_code == 422
+    assert client_for().put("/items/new-y", json={"title": "y"}).status_code == 403  # writes closed without a key
+    assert client.post("/rank", json={"user_id": "u", "candidates": ["never-created"]}).json()["item_ids"] == [
+        "never-created"
+    ]

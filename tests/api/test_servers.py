@@ -14,7 +14,7 @@ import pytest
 from services.api.app import build_service, create_app
 from services.api.local import serve_in_thread
 from support.proxy import ToggleProxy
-from tests.api.conftest import ClientFactory, Served, candidates_for, seen_items, serve_process
+from tests.api.conftest import ClientFactory, Served, candidates_for, new_item_for, seen_items, serve_process
 
 
 def _ranking(body: dict) -> list[tuple[str, float, list[str]]]:
@@ -239,3 +239,17 @@ def test_without_candidates_on_neo4j_leaves_seen_items_out_and_follows_a_new_int
     assert client.post("/interactions", json=posted).json()["user_version"] >= 1
     after = client.post("/rank", json={"user_id": user}).json()
     assert after["cached"] is False and ids[0] not in {item["item_id"] for item in after["ranking"]}
+
+
+@pytest.mark.neo4j
+def test_a_new_item_created_on_neo4j_is_ranked_and_explained_through_its_paths(
+    served: Served, client_for: ClientFactory, neo4j_served: dict[str, object]
+) -> None:
+    client = client_for(**neo4j_served, open_writes=True)
+    item_id, body = new_item_for(served, 11)
+    assert client.put(f"/items/{item_id}", json=body).json()["created"] is True
+    request = {"user_id": served.dataset.user_id(11), "candidates": [item_id, *candidates_for(served, 11, 7)]}
+    ranked = client.post("/rank", json=request).json()
+    (new,) = [item for item in ranked["ranking"] if item["item_id"] == item_id]
+    assert ranked["degraded"] == [] and new["title"] == "A Brand New Film (2026)"
+    assert any(e["path"][2]["label"] == "Genre" and e["path"][-1]["key"] == item_id for e in new["explanations"])

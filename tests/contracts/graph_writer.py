@@ -7,6 +7,7 @@ import random
 from collections.abc import Callable
 
 from services.api.graph import ServingGraph
+from services.graph_loader.catalog import CatalogItem
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.events import LiveEvent, event_order
 from services.graph_loader.loader import GraphWriter, load_graph
@@ -149,6 +150,47 @@ class GraphWriterContract:
                 (only,) = (await graph.fetch(PathRequest(user_id="burst", candidates=(dataset.items[1].id,)))).history
                 # Last seen at the newest event (49); the rating of the newest rated one (49 % 3 != 0: 49 % 5 + 1).
                 assert (only.item_id, only.timestamp, only.rating) == (item, 1_049, 5.0)
+            finally:
+                await graph.close()
+
+        asyncio.run(scenario())
+
+    def test_live_items_survive_every_documented_load(
+        self, writer: GraphWriter, dataset: ProcessedDataset, serving_graph: ServingGraphFactory
+    ) -> None:
+        load_graph(dataset, writer, target="test", progress=False)
+        first = dataset.items[0]
+        label = next(iter(dataset.schema.attributes))
+        shared = first.attributes[label][0]
+        item = CatalogItem(
+            item_id="live-item",
+            title="A Live Item",
+            attributes={label: [shared, "A Name Only This Item Has"]},
+            recorded_at=1.0,
+        )
+        user = dataset.user_id(1)
+        event = LiveEvent(
+            event_id="on-live", user_id=user, item_id=first.id, rating=None, timestamp=2**40, recorded_at=2
+        )
+
+        async def scenario() -> None:
+            graph = serving_graph(dataset)
+            try:
+                assert await graph.put_item(item) is True
+                await graph.record(event)  # the user's newest item shares an attribute with the live one
+                for split in ("all", "train", "all"):
+                    report = load_graph(dataset, writer, target="test", split=split, progress=False)
+                    assert (report.live_items, report.live_events) == (1, 1), split
+                    paths = await graph.fetch(PathRequest(user_id=user, candidates=("live-item",)))
+                    assert [c.title for c in paths.candidates] == ["A Live Item"]
+                    assert any(p.nodes[-1].key == "live-item" and p.nodes[1].key == shared for p in paths.paths)
+                # Replacing it drops the attribute nobody else has; the graph's counts stay exact on reload.
+                assert await graph.put_item(item.model_copy(update={"attributes": {label: [shared]}})) is False
+                report = load_graph(dataset, writer, target="test", progress=False)
+                assert report.counts.nodes[label] == len(
+                    {n for i in dataset.items for n in i.attributes.get(label, [])}
+                )
+                assert [entry.item_id for entry in writer.catalog(dataset.name)] == ["live-item"]
             finally:
                 await graph.close()
 

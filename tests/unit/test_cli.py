@@ -342,6 +342,7 @@ def test_bundle_killed_while_training_the_ranker_leaves_nothing_half_made(loaded
 
 
 def test_live_events_export_and_feed_the_next_prepare(prepared: Path, ml_raw: Path, tmp_path: Path) -> None:
+    from services.graph_loader.catalog import CatalogItem
     from services.graph_loader.dataset import ProcessedDataset
     from services.graph_loader.embedded import EmbeddedGraph
     from services.graph_loader.events import LiveEvent
@@ -353,7 +354,9 @@ def test_live_events_export_and_feed_the_next_prepare(prepared: Path, ml_raw: Pa
     new_item = next(item.id for item in dataset.items if item.idx not in seen)
     user = dataset.user_id(1)
     graph = EmbeddedGraph(prepared / "graph.sqlite")
+    live = CatalogItem(item_id="live-1", title="A Live Film (2026)", attributes={"Genre": ["Drama"]}, recorded_at=1)
     try:
+        assert graph.put_catalog_item(dataset.name, live, dataset.schema) is True
         for n, item in enumerate([new_item, "no-such-item-in-raw"]):
             event = LiveEvent(
                 event_id=f"x{n}", user_id=user, item_id=item, rating=5.0, timestamp=2_000_000_000 + n, recorded_at=n
@@ -364,6 +367,8 @@ def test_live_events_export_and_feed_the_next_prepare(prepared: Path, ml_raw: Pa
                 assert graph.record_event(dataset.name, event) is None  # not in the graph: not recorded
     finally:
         graph.close()
+    items = kgrank("graph", "catalog", "--data", prepared, "--out", tmp_path / "items.jsonl")
+    assert items.returncode == 0 and "wrote 1 catalogue items" in items.stdout, items.stderr
     exported = kgrank("graph", "events", "--data", prepared, "--out", tmp_path / "events.csv")
     assert exported.returncode == 0, exported.stderr
     assert "wrote 1 live events of 1 users" in exported.stdout
@@ -381,10 +386,13 @@ def test_live_events_export_and_feed_the_next_prepare(prepared: Path, ml_raw: Pa
         out,
         "--events",
         tmp_path / "events.csv",
+        "--catalog",
+        tmp_path / "items.jsonl",
     )
     assert result.returncode == 0, result.stderr
     after = ProcessedDataset.load(out)
     assert len(after.interactions) == len(dataset.interactions) + 1
     assert after.manifest.data_hash != dataset.manifest.data_hash
+    assert {"events.csv", "items.jsonl"} <= {source.name for source in after.manifest.sources}
     last = after.interactions[after.interactions["user"] == 1].iloc[-1]
     assert (after.item(int(last["item"])).id, int(last["timestamp"])) == (new_item, 2_000_000_000)

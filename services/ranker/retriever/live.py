@@ -39,10 +39,16 @@ class LiveRetriever:
     def scores(self, sequence: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
         """The retriever's score of each candidate after `sequence` (item ids, oldest first).
 
-        Items the retriever never saw (none, while the catalogue is the trained one) are left out of
-        the history.
+        Items the retriever never saw (items created through the API after training) are left out of the
+        history, and as candidates get the lowest score among the others: the retriever has no opinion on
+        them, the ranker's reading of their graph paths decides.
         """
-        return self._next(sequence)[[self._index[c] for c in candidates]].numpy().astype(np.float64)
+        logits = self._next(sequence)
+        known = [self._index[c] for c in candidates if c in self._index]
+        floor = float(logits[known].min()) if known else 0.0
+        return np.array(
+            [float(logits[self._index[c]]) if c in self._index else floor for c in candidates], dtype=np.float64
+        )
 
     @torch.inference_mode()
     def top(self, sequence: Sequence[str], *, seen: Collection[str], count: int) -> list[str]:
