@@ -21,25 +21,7 @@ from services.api.auth import (
     WritesClosedError,
     retry_after_header,
 )
-from services.api.cache import MemoryCache, RankingCache, RedisCache
-from services.api.graph import open_serving_graph
 from services.api.limits import BodySizeLimit
-from services.api.metrics import Metrics
-from services.api.models import (
-    ErrorBody,
-    Health,
-    InteractionRequest,
-    InteractionResponse,
-    ItemRequest,
-    ItemResponse,
-    RankRequest,
-    RankResponse,
-    Readiness,
-    ReloadRequest,
-    ReloadResponse,
-)
-from services.api.service import RankingService
-from services.api.serving_models import load_models
 from services.core.errors import (
     ConfigError,
     EventConflictError,
@@ -54,6 +36,24 @@ from services.core.ids import Id
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.context import RANKING_PATHS
+from services.ranker.serving.cache import MemoryCache, RankingCache, RedisCache
+from services.ranker.serving.contract import (
+    ErrorBody,
+    Health,
+    InteractionRequest,
+    InteractionResponse,
+    ItemRequest,
+    ItemResponse,
+    RankRequest,
+    RankResponse,
+    Readiness,
+    ReloadRequest,
+    ReloadResponse,
+)
+from services.ranker.serving.graph import open_serving_graph
+from services.ranker.serving.metrics import Metrics
+from services.ranker.serving.service import RankingService
+from services.ranker.serving.units import load_models
 
 logger = logging.getLogger(__name__)
 VERSION = "0.1.0"

@@ -19,9 +19,9 @@ from collections.abc import Awaitable, Callable
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
-from services.api.metrics import Metrics
 from services.core.errors import KgrankError
 from services.core.settings import Settings
+from services.ranker.serving.metrics import Metrics
 
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False)
 

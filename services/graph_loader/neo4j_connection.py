@@ -58,7 +58,7 @@ def _driver_options(settings: Settings) -> tuple[str, dict[str, Any]]:
 def async_driver(settings: Settings) -> neo4j.AsyncDriver:
     """An async driver for serving, not connected yet (the API starts while Neo4j is down). The driver would
     retry an unreachable server until its retry time ran out: serving turns that off and fails at once, so
-    its breaker answers the next requests fast (services/api/graph.py retries what is worth retrying)."""
+    its breaker answers the next requests fast (services/ranker/serving/graph.py retries what is worth retrying)."""
     uri, options = _driver_options(settings)
     try:
         return neo4j.AsyncGraphDatabase.driver(uri, **(options | {"max_transaction_retry_time": 0}))

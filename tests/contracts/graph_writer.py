@@ -6,13 +6,13 @@ import asyncio
 import random
 from collections.abc import Callable
 
-from services.api.graph import ServingGraph
 from services.graph_loader.catalog import CatalogItem
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.events import LiveEvent, event_order
 from services.graph_loader.loader import GraphWriter, load_graph
 from services.graph_loader.records import expected_counts, graph_parts
 from services.ranker.paths import PathRequest
+from services.ranker.serving.graph import ServingGraph
 
 ServingGraphFactory = Callable[[ProcessedDataset], ServingGraph]
 

@@ -76,9 +76,11 @@ def test_servers_up_keeps_the_password_off_every_command_line(tmp_path: Path) ->
         settings = Settings(neo4j_uri=f"bolt://127.0.0.1:{bolt}", neo4j_password=password)
         open_driver(settings).close()  # the server took exactly this password
     finally:
-        watcher.stop()
-        for script in ("deploy/neo4j/neo4j.sh", "deploy/redis/redis.sh"):
-            subprocess.run(["bash", script, "down"], cwd=ROOT, env=env, capture_output=True, timeout=120)
+        try:
+            watcher.stop()
+        finally:  # the servers of this test go down whatever happened above
+            for script in ("deploy/neo4j/neo4j.sh", "deploy/redis/redis.sh"):
+                subprocess.run(["bash", script, "down"], cwd=ROOT, env=env, capture_output=True, timeout=120)
     assert watcher.scans > 10, "the watcher did not get to look"
     assert watcher.seen == set()
     assert "KGRANK_NEO4J_PASSWORD" in (home / "env").read_text()

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from services.api.graph import Neo4jServingGraph
 from services.core.cypher import cypher_library
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
@@ -18,6 +17,7 @@ from services.ranker.paths import PathConfig, PathRequest
 from services.ranker.paths.embedded_source import EmbeddedPathSource
 from services.ranker.paths.neo4j_source import Neo4jPathSource
 from services.ranker.paths.render import path_cypher
+from services.ranker.serving.graph import Neo4jServingGraph
 from tests.contracts.graph_writer import GraphWriterContract, ServingGraphFactory
 from tests.contracts.path_source import MakeSource, PathSourceContract
 from tests.fixtures.toy import toy_dataset

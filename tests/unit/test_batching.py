@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from services.api.batching import MicroBatcher
 from services.core.errors import ScorerError
+from services.ranker.serving.batching import MicroBatcher
 
 
 def scores_by_length(prompts: Sequence[str], counts: Sequence[int]) -> list[np.ndarray]:

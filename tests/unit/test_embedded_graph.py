@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from services.api.graph import EmbeddedServingGraph
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
 from services.graph_loader.loader import load_graph
@@ -13,6 +12,7 @@ from services.graph_loader.prepare import prepare_dataset
 from services.ranker.context import RANKING_PATHS
 from services.ranker.paths import PathConfig
 from services.ranker.paths.embedded_source import EmbeddedPathSource
+from services.ranker.serving.graph import EmbeddedServingGraph
 from tests.contracts.graph_writer import GraphWriterContract, ServingGraphFactory
 from tests.contracts.path_source import MakeSource, PathSourceContract
 from tests.fixtures.toy import toy_dataset

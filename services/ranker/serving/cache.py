@@ -2,7 +2,7 @@
 
 A key holds the user, the user's version and a digest of the request (which covers the model version
 and the graph's load). The version is durable: the count of the user's live events, read from the graph
-in the same round trip as the load (services/api/graph.py) and bumped in the transaction that records an
+in the same round trip as the load (services/ranker/serving/graph.py) and bumped in the transaction that records an
 interaction. An answer stored under an older version is never found again and expires by its TTL; Redis
 being down when an interaction arrives, an API restart, or another replica writing cannot change that,
 because nothing about freshness lives in the cache.

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.api.batching import MicroBatcher
 from services.core.errors import ConfigError, ModelError
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
@@ -22,6 +21,7 @@ from services.ranker.llm.scorer import TransformersScorer, load_tokenizer
 from services.ranker.llm.vllm import AsyncVLLMScorer
 from services.ranker.pipeline import RankingPipeline
 from services.ranker.retriever.live import LiveRetriever
+from services.ranker.serving.batching import MicroBatcher
 
 
 @dataclass

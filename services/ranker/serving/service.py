@@ -25,26 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from services.api.cache import CacheUnavailableError, RankingCache, cache_key
-from services.api.graph import GraphState, ServingGraph
-from services.api.metrics import Metrics
-from services.api.models import (
-    DegradedReason,
-    ExplanationOut,
-    InteractionRequest,
-    InteractionResponse,
-    ItemRequest,
-    ItemResponse,
-    ModelInfo,
-    NodeElement,
-    RankedBy,
-    RankedItemOut,
-    RankRequest,
-    RankResponse,
-    Readiness,
-    RelationshipElement,
-)
-from services.api.serving_models import ServingModels
 from services.core.errors import (
     ConfigError,
     EventConflictError,
@@ -67,6 +47,26 @@ from services.ranker.paths.render import path_cypher, path_text
 from services.ranker.pipeline import RankedCandidate, Ranking, RankingInput, explain, ordered_by
 from services.ranker.prompt import MAX_CANDIDATES, Prompt, ScoredPath
 from services.ranker.ranking import RankingTask
+from services.ranker.serving.cache import CacheUnavailableError, RankingCache, cache_key
+from services.ranker.serving.contract import (
+    DegradedReason,
+    ExplanationOut,
+    InteractionRequest,
+    InteractionResponse,
+    ItemRequest,
+    ItemResponse,
+    ModelInfo,
+    NodeElement,
+    RankedBy,
+    RankedItemOut,
+    RankRequest,
+    RankResponse,
+    Readiness,
+    RelationshipElement,
+)
+from services.ranker.serving.graph import GraphState, ServingGraph
+from services.ranker.serving.metrics import Metrics
+from services.ranker.serving.units import ServingModels
 
 logger = logging.getLogger(__name__)
 MAX_NAMES_PER_LABEL = 50
