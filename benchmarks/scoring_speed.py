@@ -31,8 +31,8 @@ from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.sequences import user_sequences
 from services.ranker.candidates import CandidateSet
 from services.ranker.context import RANKING_PATHS, GraphContext
+from services.ranker.graphs import open_path_source
 from services.ranker.llm.scorer import TransformersScorer, left_padded
-from services.ranker.paths.open import open_path_source
 from services.ranker.pipeline import PipelineRanker, RankingPipeline
 from training.examples import validation_examples
 

@@ -13,8 +13,8 @@ from services.core.errors import ConfigError
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.context import GraphContext
+from services.ranker.graphs import open_path_source
 from services.ranker.paths import PathConfig, PathSource
-from services.ranker.paths.open import open_path_source
 
 Neo4jUri = Annotated[
     str | None,

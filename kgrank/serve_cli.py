@@ -43,7 +43,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
 ) -> None:
-    """Serve POST /rank, POST /interactions, /healthz, /readyz, /metrics and the OpenAPI docs at /docs."""
+    """Serve POST /rank (with or without candidates), POST /interactions, PUT /items/{id}, POST /admin/reload,
+    /healthz, /readyz, /metrics and the OpenAPI docs at /docs. Writes need KGRANK_API_KEY or --open-writes."""
     import uvicorn
 
     from services.api.app import build_service, create_app

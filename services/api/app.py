@@ -36,6 +36,7 @@ from services.core.ids import Id
 from services.core.settings import Settings
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.context import RANKING_PATHS
+from services.ranker.graphs import open_serving_graph
 from services.ranker.serving.cache import MemoryCache, RankingCache, RedisCache
 from services.ranker.serving.contract import (
     ErrorBody,
@@ -50,7 +51,6 @@ from services.ranker.serving.contract import (
     ReloadRequest,
     ReloadResponse,
 )
-from services.ranker.serving.graph import open_serving_graph
 from services.ranker.serving.metrics import Metrics
 from services.ranker.serving.service import RankingService
 from services.ranker.serving.units import load_models

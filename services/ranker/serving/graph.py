@@ -254,11 +254,3 @@ class EmbeddedServingGraph:
 
     async def close(self) -> None:
         self._graph.close()
-
-
-def open_serving_graph(
-    settings: Settings, dataset: ProcessedDataset, data_dir: Path, config: PathConfig
-) -> ServingGraph:
-    if settings.neo4j_uri:
-        return Neo4jServingGraph(settings, dataset, config)
-    return EmbeddedServingGraph(settings.graph_path or data_dir / "graph.sqlite", dataset, config)

@@ -1,4 +1,9 @@
-"""Open the path source the settings ask for: Neo4j when a URI is set, else the embedded graph file."""
+"""The one place a graph is opened from settings: Neo4j when a URI is set, else the embedded graph file.
+
+`open_path_source` gives the synchronous path source commands and training use (checked to hold a complete
+load); `open_serving_graph` the asynchronous graph the API serves from (not connected yet: the API starts
+while Neo4j is down). Both get their Neo4j driver from services/graph_loader/neo4j_connection.py.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,14 @@ from pathlib import Path
 from services.core.cypher import cypher_library
 from services.core.errors import GraphNotLoadedError
 from services.core.settings import Settings
+from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
 from services.graph_loader.neo4j_connection import open_driver
 from services.graph_loader.schema import GraphSchema
 from services.ranker.paths.embedded_source import EmbeddedPathSource
 from services.ranker.paths.models import PathConfig, PathSource
 from services.ranker.paths.neo4j_source import Neo4jPathSource
+from services.ranker.serving.graph import EmbeddedServingGraph, Neo4jServingGraph, ServingGraph
 
 logger = logging.getLogger(__name__)
 
@@ -65,3 +72,11 @@ def _check_loaded(status: dict[str, object] | None, *, dataset: str, data_hash: 
         )
     if status.get("data_hash") != data_hash:
         logger.warning("%s holds a different version of %s than the processed data; reload it", where, dataset)
+
+
+def open_serving_graph(
+    settings: Settings, dataset: ProcessedDataset, data_dir: Path, config: PathConfig
+) -> ServingGraph:
+    if settings.neo4j_uri:
+        return Neo4jServingGraph(settings, dataset, config)
+    return EmbeddedServingGraph(settings.graph_path or data_dir / "graph.sqlite", dataset, config)
