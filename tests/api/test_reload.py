@@ -9,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import httpx
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -37,15 +38,20 @@ def retrained(served: Served, folder: Path) -> Path:
     return folder
 
 
-def test_a_reload_under_load_fails_nothing_and_mixes_no_models(served: Served, tmp_path: Path) -> None:
+@pytest.mark.neo4j
+@pytest.mark.redis
+def test_a_reload_under_load_fails_nothing_and_mixes_no_models(
+    served: Served, neo4j_served: dict[str, object], redis_url: str, tmp_path: Path
+) -> None:
     second = retrained(served, tmp_path / "ranker-2")
-    settings = served.settings(api_key=KEY)
+    settings = served.settings(**neo4j_served, redis_url=redis_url, api_key=KEY)
     requests = [{"user_id": served.dataset.user_id(u), "candidates": candidates_for(served, u, 8)} for u in (1, 2, 3)]
     headers = {"X-API-Key": KEY}
     with (
         serve_in_thread(create_app(settings, service=build_service(settings))) as url,
         PhasedLoad(url, requests, clients=2, headers=headers) as load,
     ):
+        load.until("warm-up", lambda answer: answer.status == 200, timeout_s=60, at_least=4)  # both request kinds
         load.during("before", 2)
         load.phase = "reloading"
         reloaded = httpx.post(f"{url}/admin/reload", json={"model_dir": str(second)}, headers=headers, timeout=120)
@@ -54,7 +60,7 @@ def test_a_reload_under_load_fails_nothing_and_mixes_no_models(served: Served, t
     old, new = reloaded.json()["previous_version"], reloaded.json()["version"]
     assert old != new and reloaded.json()["model_dir"] == str(second)
     assert load.answers and {a.status for a in load.answers} == {200}
-    assert {a.model_version for a in load.within("before")} == {old}
+    assert {a.model_version for a in load.sent_in("warm-up") + load.within("before")} == {old}
     assert {a.model_version for a in load.within("after")} == {new}
     # Every dataset user's request has one ranking per model version: an answer mixing the two would differ.
     rankings: dict[tuple[str, str | None], set[tuple[tuple[str, float], ...]]] = defaultdict(set)
