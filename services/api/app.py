@@ -24,7 +24,7 @@ from services.api.auth import (
 from services.api.limits import BodySizeLimit
 from services.core.errors import (
     ConfigError,
-    EventConflictError,
+    ConflictError,
     GraphError,
     GraphNotLoadedError,
     GraphUnavailableError,
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, *, service: RankingService | No
     _install_error_handlers(app, settings)
     _install_request_metrics(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.request_read_timeout_s)
-    access = Access(settings, lambda: getattr(getattr(app.state, "service", None), "metrics", None))
+    access = Access(settings)
     if settings.open_writes:
         logger.warning("writes are open to anyone who can reach this server (--open-writes): for local demos only")
 
@@ -244,7 +244,7 @@ def _install_error_handlers(app: FastAPI, settings: Settings) -> None:
 
     @app.exception_handler(RequestError)
     async def bad_request(request: Request, exc: RequestError) -> JSONResponse:
-        return _error(409 if isinstance(exc, EventConflictError) else 422, exc.message, exc.details.get("item_ids"))
+        return _error(409 if isinstance(exc, ConflictError) else 422, exc.message, exc.details.get("item_ids"))
 
     @app.exception_handler(GraphError)
     async def graph_down(request: Request, exc: GraphError) -> JSONResponse:

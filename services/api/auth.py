@@ -21,7 +21,6 @@ from fastapi.security import APIKeyHeader
 
 from services.core.errors import KgrankError
 from services.core.settings import Settings
-from services.ranker.serving.metrics import Metrics
 
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False)
 
@@ -60,11 +59,10 @@ class TokenBuckets:
 class Access:
     """The two FastAPI dependencies: `key` on every ranking endpoint, `write` on every write."""
 
-    def __init__(self, settings: Settings, metrics: Callable[[], Metrics | None]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._expected = settings.api_key.get_secret_value().encode() if settings.api_key else None
         self._open_writes = settings.open_writes
         self._buckets = TokenBuckets(rate_per_s=settings.write_rate_per_s, burst=settings.write_burst)
-        self._metrics = metrics
         self.key = self._key_dependency()
         self.write = self._write_dependency()
         self.admin = self._admin_dependency()
@@ -85,7 +83,7 @@ class Access:
     def _write_dependency(self) -> Callable[..., Awaitable[None]]:
         async def check(request: Request, key: str | None = Depends(API_KEY_HEADER)) -> None:
             if self._expected is None and not self._open_writes:
-                self._refused("closed")
+                _refused(request, "closed")
                 raise WritesClosedError(
                     "writes are closed: this server has no API key; start it with KGRANK_API_KEY set (clients send "
                     "the key as X-API-Key), or with --open-writes (KGRANK_OPEN_WRITES=true) for a local demo"
@@ -99,7 +97,7 @@ class Access:
             )
             wait = self._buckets.take(caller)
             if wait > 0:
-                self._refused("rate_limited")
+                _refused(request, "rate_limited")
                 raise RateLimitedError(
                     "too many writes from this caller (KGRANK_WRITE_RATE_PER_S, KGRANK_WRITE_BURST); retry later",
                     retry_after_s=wait,
@@ -118,10 +116,12 @@ class Access:
 
         return check
 
-    def _refused(self, reason: str) -> None:
-        metrics = self._metrics()
-        if metrics is not None:
-            metrics.write_refusals.labels(reason).inc()
+
+def _refused(request: Request, reason: str) -> None:
+    """Count a refused write in the running service's metrics."""
+    service = getattr(request.app.state, "service", None)
+    if service is not None:
+        service.metrics.write_refusals.labels(reason).inc()
 
 
 def retry_after_header(seconds: float) -> str:

@@ -74,8 +74,9 @@ class RequestError(KgrankError):
     """A ranking or path request is invalid as a whole."""
 
 
-class EventConflictError(RequestError):
-    """An event id was recorded before with a different body (a client bug, not a retry)."""
+class ConflictError(RequestError):
+    """A write that contradicts what is stored (409): an event id recorded before with a different body (a client
+    bug, not a retry), or a catalogue write to an item of the dataset itself."""
 
 
 class UnknownItemsError(RequestError):

@@ -150,24 +150,16 @@ class Neo4jServingGraph:
             return RecordedEvent(event=stored, created=row["created"], user_version=state["version"] if state else 0)
 
         async with self._deadline("recording an interaction"):
-            if not self._schema_ready:
-                await self._ensure_live_schema()
-            recorded = await self._transaction(append, write=True)
+            recorded = await self._write(append)
         if recorded is None:
             raise _missing_item(event.item_id, dataset)
         return recorded
 
     async def state(self, user_id: str | None) -> GraphState:
-        async def read() -> dict[str, object]:
-            # One auto-commit statement: half the round trips of a managed transaction, on every /rank.
-            async with self._driver.session(database=self._database, default_access_mode=neo4j.READ_ACCESS) as session:
-                result = await session.run(self._library["user_state"], dataset=self._dataset, user_id=user_id)
-                row = await result.single()
-            return {} if row is None else row.data()
-
         async with self._deadline("the graph state query"):
-            row = await _retried(read)
-        return _graph_state(row, int(str(row.get("version", 0))), self._dataset, self._where)
+            records = await self._read("user_state", user_id=user_id)
+        row = records[0].data() if records else {}
+        return _graph_state(row, int(row.get("version", 0)), self._dataset, self._where)
 
     async def put_item(self, item: CatalogItem) -> bool:
         library, dataset = self._library, self._dataset
@@ -188,23 +180,31 @@ class Neo4jServingGraph:
             return bool(row and row["created"])
 
         async with self._deadline("writing a catalogue item"):
-            if not self._schema_ready:
-                await self._ensure_live_schema()
-            return await self._transaction(write, write=True)
+            return await self._write(write)
 
     async def user_items(self, user_id: str) -> list[str]:
-        async def read() -> list[str]:
-            async with self._driver.session(database=self._database, default_access_mode=neo4j.READ_ACCESS) as session:
-                result = await session.run(self._library["user_items"], dataset=self._dataset, user_id=user_id)
-                return [record["id"] async for record in result]
-
         async with self._deadline("the user's items query"):
-            return await _retried(read)
+            return [record["id"] for record in await self._read("user_items", user_id=user_id)]
 
-    async def _transaction(self, work: Callable[[neo4j.AsyncManagedTransaction], Awaitable[T]], *, write: bool) -> T:
+    async def _read(self, statement: str, **parameters: object) -> list[neo4j.Record]:
+        """One read-only statement of the library in auto-commit: half the round trips of a managed
+        transaction (the state read runs on every /rank)."""
+
+        async def attempt() -> list[neo4j.Record]:
+            async with self._driver.session(database=self._database, default_access_mode=neo4j.READ_ACCESS) as session:
+                result = await session.run(self._library[statement], parameters, dataset=self._dataset)
+                return [record async for record in result]
+
+        return await _retried(attempt)
+
+    async def _write(self, work: Callable[[neo4j.AsyncManagedTransaction], Awaitable[T]]) -> T:
+        """`work` in one managed write transaction, after the live records' schema exists."""
+        if not self._schema_ready:
+            await self._ensure_live_schema()
+
         async def attempt() -> T:
             async with self._driver.session(database=self._database) as session:
-                return await (session.execute_write if write else session.execute_read)(work)
+                return await session.execute_write(work)
 
         return await _retried(attempt)
 

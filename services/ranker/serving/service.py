@@ -22,12 +22,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from services.core.errors import (
     ConfigError,
-    EventConflictError,
+    ConflictError,
     GraphError,
     GraphNotLoadedError,
     GraphUnavailableError,
@@ -40,6 +41,7 @@ from services.core.errors import (
 from services.graph_loader.catalog import CatalogItem
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.events import LiveEvent
+from services.graph_loader.raw import clean_values
 from services.graph_loader.sequences import UserSequences, user_sequences
 from services.ranker.context import RANKING_PATHS, DatasetContext
 from services.ranker.paths.models import PathRequest, RelationPath, UserPaths
@@ -70,6 +72,7 @@ from services.ranker.serving.units import ServingModels
 
 logger = logging.getLogger(__name__)
 MAX_NAMES_PER_LABEL = 50
+T = TypeVar("T")
 
 
 class Breaker:
@@ -100,6 +103,9 @@ class Breaker:
 
 @dataclass
 class _Timer:
+    """A request's stage timings: into its answer (`timings_ms`) and into the stage histogram."""
+
+    metrics: Metrics
     timings_ms: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
 
@@ -109,7 +115,9 @@ class _Timer:
         try:
             yield
         finally:
-            self.timings_ms[name] = round((time.perf_counter() - start) * 1000, 3)
+            seconds = time.perf_counter() - start
+            self.timings_ms[name] = round(seconds * 1000, 3)
+            self.metrics.stages.labels(name).observe(seconds)
 
     def finish(self) -> dict[str, float]:
         self.timings_ms["total"] = round((time.perf_counter() - self.started) * 1000, 3)
@@ -203,7 +211,7 @@ class RankingService:
                 )
         else:
             self._check_candidates(request.candidates)
-        timer = _Timer()
+        timer = _Timer(self.metrics)
         degraded: list[DegradedReason] = []
         state = await self._graph_state(request.user_id, timer, degraded)
         key = None
@@ -216,7 +224,6 @@ class RankingService:
                     logger.warning("cache lookup failed: %s", e.message)
                     self._degrade(degraded, "cache")
                     key = payload = None
-            self.metrics.stages.labels("cache").observe(timer.timings_ms["cache"] / 1000)
             self.metrics.cache.labels("hit" if payload else ("error" if key is None else "miss")).inc()
             if payload is not None:
                 return _cached_answer(payload, degraded, timer.finish())
@@ -265,40 +272,62 @@ class RankingService:
         assert retriever is not None  # checked before the cache
         with timer.stage("retrieve"):
             seen = None
-            if graph_up and self._graph_breaker.closed():
-                try:
-                    seen = await self.graph.user_items(request.user_id)
-                    self._graph_breaker.succeeded()
-                except GraphError as e:
-                    logger.warning("graph unavailable, retrieving from the dataset's history: %s", e.message)
-                    self._graph_breaker.failed()
+            if graph_up:
+                without = "retrieving from the dataset's history"
+                seen = await self._ask_graph(lambda: self.graph.user_items(request.user_id), without)
             if seen is None:
                 self._degrade(degraded, "graph")
                 seen = self._offline_history(request.user_id)
             candidates = await asyncio.to_thread(retriever.top, seen, seen=set(seen), count=MAX_CANDIDATES)
-        self.metrics.stages.labels("retrieve").observe(timer.timings_ms["retrieve"] / 1000)
         if not candidates:
             raise RequestError(f"user {request.user_id!r} has interacted with every item: nothing left to recommend")
         return request.model_copy(update={"candidates": candidates})
 
     async def _graph_state(self, user_id: str, timer: _Timer, degraded: list[DegradedReason]) -> GraphState | None:
         """The graph's load and the user's durable version; None (and "graph" degraded) when they are unknown."""
-        state = None
         with timer.stage("graph_state"):
-            if self._graph_breaker.closed():  # a graph known to be down is not asked
-                try:
-                    state = await self.graph.state(user_id)
-                    self._graph_breaker.succeeded()
-                except GraphNotLoadedError as e:  # reachable, but no complete load (a load is running)
-                    logger.warning("graph not loaded, ranking without it: %s", e.message)
-                    self._graph_breaker.succeeded()
-                except GraphError as e:
-                    logger.warning("graph unavailable, ranking without it: %s", e.message)
-                    self._graph_breaker.failed()
-        self.metrics.stages.labels("graph_state").observe(timer.timings_ms["graph_state"] / 1000)
+            state = await self._ask_graph(lambda: self.graph.state(user_id), "ranking without it")
         if state is None:
             self._degrade(degraded, "graph")
         return state
+
+    async def _ask_graph(self, ask: Callable[[], Awaitable[T]], without: str) -> T | None:
+        """A graph read behind the breaker: None when the graph is known to be down, fails, or holds no complete
+        load (then `without` says in the log what the request does instead). A graph known to be down is not
+        asked; an unknown candidate is the caller's error, not the graph's."""
+        if not self._graph_breaker.closed():
+            return None
+        try:
+            answer = await ask()
+        except UnknownItemsError:
+            raise
+        except GraphNotLoadedError as e:  # reachable, but no complete load (a load is running)
+            logger.warning("graph not loaded, %s: %s", without, e.message)
+            self._graph_breaker.succeeded()
+            return None
+        except GraphError as e:
+            logger.warning("graph unavailable, %s: %s", without, e.message)
+            self._graph_breaker.failed()
+            return None
+        self._graph_breaker.succeeded()
+        return answer
+
+    async def _write_graph(self, write: Callable[[], Awaitable[T]]) -> T:
+        """A graph write behind the breaker: refused at once (503 with Retry-After) while the graph is known to be
+        down; a write that finds it down opens the breaker."""
+        if not self._graph_breaker.closed():
+            raise GraphUnavailableError("graph known to be down", retry_after_s=self._graph_breaker.retry_after_s())
+        try:
+            result = await write()
+        except UnknownItemsError:
+            self._graph_breaker.succeeded()  # the graph answered
+            raise
+        except GraphUnavailableError as e:
+            self._graph_breaker.failed()
+            e.details["retry_after_s"] = self._graph_breaker.retry_after_s()
+            raise
+        self._graph_breaker.succeeded()
+        return result
 
     def _check_candidates(self, candidates: list[str]) -> None:
         if len(candidates) > MAX_CANDIDATES:
@@ -325,21 +354,12 @@ class RankingService:
     ) -> UserPaths:
         with timer.stage("graph"):
             paths = None
-            if graph_up and self._graph_breaker.closed():
-                try:
-                    paths = await self.graph.fetch(
-                        PathRequest(user_id=request.user_id, candidates=tuple(request.candidates))
-                    )
-                    self._graph_breaker.succeeded()
-                except UnknownItemsError:
-                    raise
-                except GraphError as e:
-                    logger.warning("graph unavailable, ranking without paths: %s", e.message)
-                    self._graph_breaker.failed()
+            if graph_up:
+                path_request = PathRequest(user_id=request.user_id, candidates=tuple(request.candidates or ()))
+                paths = await self._ask_graph(lambda: self.graph.fetch(path_request), "ranking without paths")
             if paths is None:
                 self._degrade(degraded, "graph")
                 paths = self._offline_paths(request, models)
-        self.metrics.stages.labels("graph").observe(timer.timings_ms["graph"] / 1000)
         return paths
 
     def _prepare(
@@ -350,14 +370,11 @@ class RankingService:
         if models.retriever is not None:
             with timer.stage("retriever"):
                 retriever_scores = models.retriever.scores(paths.sequence, request.candidates)
-            self.metrics.stages.labels("retriever").observe(timer.timings_ms["retriever"] / 1000)
         item = RankingInput(self._users.get(request.user_id, 0), paths, retriever_scores)
         with timer.stage("paths"):
             (chosen,) = models.pipeline.choose([item])
         with timer.stage("prompt"):
             (prompt,) = models.pipeline.prompts([item], [chosen])
-        self.metrics.stages.labels("paths").observe(timer.timings_ms["paths"] / 1000)
-        self.metrics.stages.labels("prompt").observe(timer.timings_ms["prompt"] / 1000)
         return item, chosen, prompt
 
     async def _score(
@@ -385,7 +402,6 @@ class RankingService:
             if ranking is None:
                 self._degrade(degraded, "scorer")
                 ranking, ranked_by = self._fallback(models, item, chosen, prompt)
-        self.metrics.stages.labels("score").observe(timer.timings_ms["score"] / 1000)
         return ranking, ranked_by
 
     def _fallback(
@@ -479,8 +495,6 @@ class RankingService:
     async def record(self, request: InteractionRequest) -> InteractionResponse:
         """Append the event to the graph's log; the user's version moves in the same transaction, so no
         cached ranking from before it can be served again. A known event id is a retry: nothing changes."""
-        if not self._graph_breaker.closed():  # known down: say so at once instead of waiting out a timeout
-            raise GraphUnavailableError("graph known to be down", retry_after_s=self._graph_breaker.retry_after_s())
         now = time.time()
         event = LiveEvent(
             event_id=request.event_id or uuid.uuid4().hex,
@@ -491,19 +505,13 @@ class RankingService:
             recorded_at=now,
         )
         try:
-            recorded = await self.graph.record(event)
-            self._graph_breaker.succeeded()
+            recorded = await self._write_graph(lambda: self.graph.record(event))
         except UnknownItemsError as e:
-            self._graph_breaker.succeeded()
             if request.item_id in self._items:  # in the dataset, not in the graph: the load is incomplete
                 raise GraphNotLoadedError(f"item {request.item_id!r} is not in the graph; is a load running?") from e
             raise
-        except GraphUnavailableError as e:
-            self._graph_breaker.failed()
-            e.details["retry_after_s"] = self._graph_breaker.retry_after_s()
-            raise
         if not recorded.created and not recorded.event.same_as(event, compare_timestamp=request.timestamp is not None):
-            raise EventConflictError(
+            raise ConflictError(
                 f"event id {event.event_id!r} was recorded before with a different user, item, rating or timestamp"
             )
         self.metrics.interactions.labels("duplicate" if not recorded.created else "recorded").inc()
@@ -523,7 +531,7 @@ class RankingService:
     async def put_item(self, item_id: str, request: ItemRequest) -> ItemResponse:
         """Create or replace a living-catalogue item: ranked and explained through its graph paths at once."""
         if item_id in self._items:
-            raise EventConflictError(
+            raise ConflictError(
                 f"item {item_id!r} is part of the served dataset: change it in the data and prepare it again"
             )
         schema = self.dataset.schema.attributes
@@ -533,23 +541,14 @@ class RankingService:
         crowded = sorted(label for label, names in request.attributes.items() if len(names) > MAX_NAMES_PER_LABEL)
         if crowded:
             raise RequestError(f"more than {MAX_NAMES_PER_LABEL} names for {crowded}")
-        attributes = {
-            label: list(dict.fromkeys(" ".join(n.split()) for n in names))
-            for label, names in request.attributes.items()
-        }
-        attributes = {label: [n for n in names if n] for label, names in attributes.items() if any(names)}
+        cleaned = {label: clean_values(names) for label, names in request.attributes.items()}
         item = CatalogItem(
-            item_id=item_id, title=" ".join(request.title.split()), attributes=attributes, recorded_at=time.time()
+            item_id=item_id,
+            title=" ".join(request.title.split()),
+            attributes={label: names for label, names in cleaned.items() if names},
+            recorded_at=time.time(),
         )
-        if not self._graph_breaker.closed():
-            raise GraphUnavailableError("graph known to be down", retry_after_s=self._graph_breaker.retry_after_s())
-        try:
-            created = await self.graph.put_item(item)
-            self._graph_breaker.succeeded()
-        except GraphUnavailableError as e:
-            self._graph_breaker.failed()
-            e.details["retry_after_s"] = self._graph_breaker.retry_after_s()
-            raise
+        created = await self._write_graph(lambda: self.graph.put_item(item))
         return ItemResponse(item_id=item_id, title=item.title, attributes=item.attributes, created=created)
 
     # -- GET /readyz ---------------------------------------------------------------------------------
