@@ -69,7 +69,12 @@ def build_service(settings: Settings) -> RankingService:
     retriever = models.retriever
     path_config = RANKING_PATHS.model_copy(update={"sequence_length": 0 if retriever is None else retriever.max_len})
     cache: RankingCache = (
-        RedisCache(settings.redis_url, ttl_s=settings.cache_ttl_s, timeout_s=settings.redis_timeout_s)
+        RedisCache(
+            settings.redis_url,
+            ttl_s=settings.cache_ttl_s,
+            timeout_s=settings.redis_timeout_s,
+            cluster=settings.redis_cluster,
+        )
         if settings.redis_url
         else MemoryCache(entries=settings.cache_entries, ttl_s=settings.cache_ttl_s)
     )

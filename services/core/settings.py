@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     neo4j_password: SecretStr | None = None
     neo4j_database: str = "neo4j"
     neo4j_timeout_s: float = Field(default=10.0, gt=0, description="Connection and query timeout.")
+    neo4j_import_command: str = Field(
+        default="neo4j-admin database import full",
+        description="Runs Neo4j's offline importer for `kgrank graph load --bulk` (the server must be stopped "
+        "while it runs; `deploy/neo4j/neo4j.sh import` stops and restarts the local one around it).",
+    )
 
     # Models.
     cache_dir: Path = Field(
@@ -42,7 +47,10 @@ class Settings(BaseSettings):
         default=None, description="Embedded graph file when no Neo4j URI is set (default: DATASET_DIR/graph.sqlite)."
     )
     scorer: Literal["transformers", "vllm"] = "transformers"
-    vllm_url: str = "http://127.0.0.1:8000"
+    vllm_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="vLLM base URL; several, comma-separated, are balanced round-robin and fail over to each other.",
+    )
     vllm_model: str = Field(default="kgrank-ranker", description="The name vLLM serves the checkpoint under.")
     scorer_timeout_s: float = Field(default=10.0, gt=0, description="Longest wait for one scoring pass.")
     batch_size: int = Field(default=8, ge=1, le=256, description="Prompts per in-process forward pass.")
@@ -53,6 +61,9 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=300, description="After the graph or the scorer fails, how long to answer without it."
     )
     redis_url: str | None = Field(default=None, description="Redis for the ranking cache; unset: in-process LRU.")
+    redis_cluster: bool = Field(
+        default=False, description="REDIS_URL names one node of a Redis Cluster; the client finds the others."
+    )
     redis_timeout_s: float = Field(default=0.5, gt=0, description="Redis socket timeout (cache is optional).")
     cache_ttl_s: int = Field(default=3600, ge=1, description="How long a cached ranking lives.")
     cache_entries: int = Field(default=10_000, ge=1, description="Capacity of the in-process cache.")
