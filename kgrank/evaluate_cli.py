@@ -51,7 +51,9 @@ def evaluate(
     candidates: Annotated[int, typer.Option(min=1, max=20, help="How many retrieved items a ranker re-orders.")] = 20,
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap and randomisation resamples.")] = 2000,
     scorer: Annotated[Literal["transformers", "vllm"], typer.Option(help="How llm rankers are run.")] = "transformers",
-    vllm_url: Annotated[str, typer.Option(help="vLLM server for --scorer vllm.")] = "http://127.0.0.1:8000",
+    vllm_url: Annotated[
+        str, typer.Option(help="vLLM server for --scorer vllm; several, comma-separated, share the load.")
+    ] = "http://127.0.0.1:8000",
     neo4j_uri: Neo4jUri = None,
     embedded: EmbeddedPath = None,
 ) -> None:

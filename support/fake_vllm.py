@@ -2,7 +2,8 @@
 by the checkpoint itself run with transformers, so the scores are the model's own.
 
 `delay_s` makes every completion wait first: a vLLM that is up but too slow (overloaded, swapping).
-Cutting it off entirely is the job of a ToggleProxy in front of it.
+`status` makes every completion answer that HTTP status instead of scores: 503 for a vLLM that sheds load,
+400 for one that rejects the request. Cutting it off entirely is the job of a ToggleProxy in front of it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 
 from services.api.local import serve_in_thread
 from services.ranker.llm.scorer import TransformersScorer
@@ -24,7 +25,9 @@ class FakeVLLM:
     def __init__(self, model_dir: Path) -> None:
         self._scorer = TransformersScorer(model_dir)
         self.delay_s = 0.0
-        self.completions = 0
+        self.status = 200
+        self.requests = 0  # completion requests received, however they were answered
+        self.completions = 0  # those answered with scores
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -35,7 +38,10 @@ class FakeVLLM:
 
         @app.post("/v1/completions")
         def completions(body: dict[str, Any]) -> dict[str, Any]:  # a thread of the pool: sleeping is fine
+            self.requests += 1
             time.sleep(self.delay_s)
+            if self.status != 200:
+                raise HTTPException(self.status, detail=f"fake vLLM set to answer {self.status}")
             prompts, letters = body["prompt"], body["logprob_token_ids"]
             scores = self._scorer.score(prompts, [len(letters)] * len(prompts))
             self.completions += 1

@@ -76,8 +76,14 @@ def load_models(
     # paths, picks candidates for requests without them, and is the fallback order when the scorer fails.
     retriever = None if retriever_dir is None else LiveRetriever(retriever_dir, dataset)
     if settings.scorer == "vllm":
+        # One or more servers (comma-separated); one that fails sits out as long as the whole scorer would.
         remote = AsyncVLLMScorer(
-            settings.vllm_url, metadata, model=settings.vllm_model, timeout_s=settings.scorer_timeout_s, retries=1
+            settings.vllm_url,
+            metadata,
+            model=settings.vllm_model,
+            timeout_s=settings.scorer_timeout_s,
+            retries=1,
+            cool_off_s=settings.retry_after_s,
         )
         # HTTP calls wait on the server, not on this CPU: several batches may be in flight.
         batcher = MicroBatcher(remote.score, workers=4, on_close=remote.close, **_batching(settings))
