@@ -18,7 +18,11 @@ from services.ranker.paths import PathConfig, PathSource
 
 Neo4jUri = Annotated[
     str | None,
-    typer.Option("--neo4j-uri", help="Bolt URI of Neo4j (default: KGRANK_NEO4J_URI; unset = embedded graph)."),
+    typer.Option(
+        "--neo4j-uri",
+        help="Neo4j URI: bolt://HOST:7687 for one server, neo4j://HOST:7687 to route reads and writes across a "
+        "cluster (+s, +ssc: TLS) (default: KGRANK_NEO4J_URI; unset = embedded graph).",
+    ),
 ]
 EmbeddedPath = Annotated[
     Path | None,

@@ -10,6 +10,8 @@ import typer
 from kgrank.options import Neo4jUri
 from services.core.settings import Settings
 
+MAX_WORKERS = 64
+
 
 def serve(
     data: Annotated[Path | None, typer.Option("--data", help="Processed dataset (KGRANK_DATASET_DIR).")] = None,
@@ -42,13 +44,24 @@ def serve(
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_WORKERS,
+            help=f"Worker processes sharing the port (1..{MAX_WORKERS}). Each loads its own copy of the model "
+            "(memory × N); without Redis each keeps its own cache; the write rate limit and KGRANK_MAX_CONNECTIONS "
+            "apply per worker. POST /admin/reload reaches only the worker that answers it: with N > 1, reload by "
+            "restarting the server.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve POST /rank (with or without candidates), POST /interactions, PUT /items/{id}, POST /admin/reload,
     /healthz, /readyz, /metrics and the OpenAPI docs at /docs. Writes need KGRANK_API_KEY or --open-writes."""
     import uvicorn
 
     from services.api.app import build_service, create_app
-    from services.api.server import server_config
+    from services.api.server import check_service, serve_workers, server_config
 
     overrides = {
         "dataset_dir": data,
@@ -62,5 +75,9 @@ def serve(
     }
     settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
     # Built before uvicorn starts, so a bad setting ends as one error line instead of a failed startup.
+    if workers > 1:
+        check_service(settings)
+        serve_workers(settings, workers=workers, host=host, port=port, log_level="info")
+        return
     app = create_app(settings, service=build_service(settings))
     uvicorn.Server(server_config(app, settings, host=host, port=port, log_level="info")).run()

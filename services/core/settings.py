@@ -15,7 +15,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KGRANK_", extra="ignore")
 
     neo4j_uri: str | None = Field(
-        default=None, description="Bolt URI of a Neo4j server; unset means the embedded graph."
+        default=None,
+        description="Neo4j URI: bolt:// for one server, neo4j:// to route across a cluster (+s/+ssc: TLS); unset "
+        "means the embedded graph.",
     )
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None

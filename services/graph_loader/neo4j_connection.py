@@ -23,11 +23,14 @@ from services.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+# bolt…: one server. neo4j…: routing, for a cluster (a single server answers it too): the driver sends each
+# read transaction to a follower or read replica and each write to the leader. +s: TLS, +ssc: TLS accepting
+# a self-signed certificate.
 BOLT_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 
 
 def checked_uri(settings: Settings) -> str:
-    """The configured Bolt URI; ConfigError when it is missing or not a Bolt scheme."""
+    """The configured Neo4j URI; ConfigError when it is missing or not a bolt or neo4j scheme."""
     uri = settings.neo4j_uri
     if not uri:
         raise ConfigError("no Neo4j URI configured (set KGRANK_NEO4J_URI or pass --neo4j-uri)")
@@ -75,7 +78,8 @@ def open_driver(settings: Settings) -> neo4j.Driver:
         raise ConfigError(f"invalid Neo4j URI {uri!r} (KGRANK_NEO4J_URI): {e}") from e
     try:
         driver.verify_connectivity()
-        driver.execute_query("RETURN 1", database_=settings.neo4j_database)
+        # A read: it checks the credentials and the database on any member, also while a cluster elects a leader.
+        driver.execute_query("RETURN 1", database_=settings.neo4j_database, routing_=neo4j.RoutingControl.READ)
     except AuthError as e:
         driver.close()
         raise GraphAuthError(

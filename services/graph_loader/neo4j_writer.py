@@ -1,4 +1,9 @@
-"""GraphWriter for Neo4j: constraints first, then batched UNWIND … MERGE, one transaction per batch."""
+"""GraphWriter for Neo4j: constraints first, then batched UNWIND … MERGE, one transaction per batch.
+
+Every statement goes to the leader of a cluster (a neo4j:// URI), the reads too: the load status, the live
+event log and the catalogue decide what is written next, and the counts check it, so they must see the
+latest committed state, which a follower or read replica may not hold yet.
+"""
 
 from __future__ import annotations
 
@@ -81,7 +86,9 @@ class Neo4jGraphWriter:
 
     def _query(self, query: str, **parameters: Any) -> list[dict[str, Any]]:
         try:
-            records, _, _ = self._driver.execute_query(query, parameters_=parameters, database_=self._database)
+            records, _, _ = self._driver.execute_query(
+                query, parameters_=parameters, database_=self._database, routing_=neo4j.RoutingControl.WRITE
+            )
         except ServiceUnavailable as e:
             raise GraphUnavailableError(f"Neo4j became unreachable: {e}") from e
         except Neo4jError as e:
@@ -91,7 +98,7 @@ class Neo4jGraphWriter:
     def _run(self, query: str, **parameters: Any) -> None:
         """Auto-commit execution, needed by schema statements and CALL … IN TRANSACTIONS."""
         try:
-            with self._driver.session(database=self._database) as session:
+            with self._driver.session(database=self._database, default_access_mode=neo4j.WRITE_ACCESS) as session:
                 session.run(query, parameters).consume()
         except ServiceUnavailable as e:
             raise GraphUnavailableError(f"Neo4j became unreachable: {e}") from e

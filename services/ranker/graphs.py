@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import neo4j
+
 from services.core.cypher import cypher_library
 from services.core.errors import GraphNotLoadedError
 from services.core.settings import Settings
@@ -42,7 +44,10 @@ def open_path_source(
         driver = open_driver(settings)
         try:
             records, _, _ = driver.execute_query(
-                cypher_library()["dataset_status"], dataset=dataset, database_=settings.neo4j_database
+                cypher_library()["dataset_status"],
+                dataset=dataset,
+                database_=settings.neo4j_database,
+                routing_=neo4j.RoutingControl.READ,
             )
             _check_loaded(records[0].data(), dataset=dataset, data_hash=data_hash, where=settings.neo4j_uri)
             yield Neo4jPathSource(

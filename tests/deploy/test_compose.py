@@ -74,7 +74,7 @@ def test_the_validator_rejects_what_docker_would(tmp_path: Path) -> None:
 
 def test_services_and_their_wiring(resolved: dict) -> None:
     services = resolved["services"]
-    assert set(services) == {"neo4j", "redis", "loader", "vllm", "api"}
+    assert set(services) == {"neo4j", "redis", "loader", "vllm", "api", "proxy"}
     assert services["neo4j"]["image"] == "neo4j:5.26-community"
     assert services["neo4j"]["environment"]["NEO4J_AUTH"] == "neo4j/pw"
     assert "7474" in str(services["neo4j"]["ports"]) and services["neo4j"]["healthcheck"]["test"]
@@ -86,6 +86,23 @@ def test_services_and_their_wiring(resolved: dict) -> None:
         "loader": {"condition": "service_completed_successfully"},
     }
     assert (ROOT / "deploy" / "compose" / "loader.sh").is_file() and (ROOT / "Dockerfile").is_file()
+
+
+def test_the_api_scales_behind_the_proxy(resolved: dict) -> None:
+    """`--scale api=N` needs an api without a host port or a fixed name; the proxy publishes the port, finds
+    the replicas through Docker's DNS and is healthy only when one answers."""
+    api, proxy = resolved["services"]["api"], resolved["services"]["proxy"]
+    assert "ports" not in api and "container_name" not in api
+    assert proxy["image"].startswith("nginx:") and proxy["ports"] == ["127.0.0.1:8080:8080/tcp"]
+    assert proxy["depends_on"] == {"api": {"condition": "service_healthy"}}
+    assert "/healthz" in " ".join(proxy["healthcheck"]["test"])
+    (mount,) = proxy["volumes"]
+    source, target, mode = mount.rsplit(":", 2)
+    assert (target, mode) == ("/etc/nginx/conf.d/default.conf", "ro")
+    config = Path(source).read_text()
+    assert "listen 8080;" in config and "resolver 127.0.0.11 " in config
+    # Through a variable, so nginx resolves `api` per request (new replicas), not once at start.
+    assert "set $kgrank_api http://api:8080;" in config and "proxy_pass $kgrank_api;" in config
 
 
 def test_kgrank_reads_every_variable_the_file_sets(resolved: dict) -> None:

@@ -2,6 +2,12 @@
 
 Neo4j goes through the async driver; the embedded SQLite graph runs its short operations in a worker
 thread so the event loop never blocks on it.
+
+Against a Neo4j cluster (a neo4j:// URI) the reads (graph state, paths, a user's items) go to followers or
+read replicas and the writes (interactions, catalogue items, the live schema) to the leader. Every session
+shares the driver's bookmark manager (the one `execute_query` uses for the paths): a read waits until its
+server holds what this process wrote or read before, so a ranking is never cached under a user's new
+version with paths read from a server that has not applied it yet.
 """
 
 from __future__ import annotations
@@ -191,7 +197,7 @@ class Neo4jServingGraph:
         transaction (the state read runs on every /rank)."""
 
         async def attempt() -> list[neo4j.Record]:
-            async with self._driver.session(database=self._database, default_access_mode=neo4j.READ_ACCESS) as session:
+            async with self._session(neo4j.READ_ACCESS) as session:
                 result = await session.run(self._library[statement], parameters, dataset=self._dataset)
                 return [record async for record in result]
 
@@ -203,7 +209,7 @@ class Neo4jServingGraph:
             await self._ensure_live_schema()
 
         async def attempt() -> T:
-            async with self._driver.session(database=self._database) as session:
+            async with self._session(neo4j.WRITE_ACCESS) as session:
                 return await session.execute_write(work)
 
         return await _retried(attempt)
@@ -211,10 +217,17 @@ class Neo4jServingGraph:
     async def _ensure_live_schema(self) -> None:
         """The constraints and index the live event log and catalogue need (a graph loaded by an older kgrank
         lacks them): once per process."""
-        async with self._driver.session(database=self._database) as session:
+        async with self._session(neo4j.WRITE_ACCESS) as session:
             for statement in ("constraint_event", "index_event_user", "constraint_catalog"):
                 await (await session.run(self._library[statement])).consume()
         self._schema_ready = True
+
+    def _session(self, access_mode: str) -> neo4j.AsyncSession:
+        return self._driver.session(
+            database=self._database,
+            default_access_mode=access_mode,
+            bookmark_manager=self._driver.execute_query_bookmark_manager,
+        )
 
     async def close(self) -> None:
         await self._driver.close()
