@@ -39,8 +39,12 @@ def retriever(
     top_k: Annotated[int, typer.Option(min=20, help="Candidates kept per user.")] = _DEFAULTS["top_k"],
     max_minutes: Annotated[float | None, typer.Option(min=0.1, help="Time budget per seed.")] = None,
 ) -> None:
-    """Train with early stopping on val Recall@10; write checkpoint, training.json and candidates."""
+    """Train with early stopping on val Recall@10; write checkpoint, training.json and candidates.
+
+    Data parallel: torchrun --nproc-per-node N -m kgrank train retriever … (--batch-size stays global).
+    """
     from services.core.atomic import check_replaceable
+    from training.distributed import data_parallel
     from training.retriever import RUN_MARKERS, train_retriever
 
     dataset = ProcessedDataset.load(data)
@@ -50,27 +54,29 @@ def retriever(
     runs = {seed: out / f"seed-{seed}" if len(seed_list) > 1 else out for seed in seed_list}
     for run in runs.values():
         check_replaceable(run, markers=RUN_MARKERS)
-    for seed, run in runs.items():
-        config = RetrieverConfig(
-            model=model,
-            seed=seed,
-            max_len=max_len,
-            batch_size=batch_size,
-            dim=dim,
-            blocks=blocks,
-            dropout=dropout,
-            lr=lr,
-            weight_decay=weight_decay,
-            max_epochs=max_epochs,
-            patience=patience,
-            top_k=top_k,
-            max_minutes=max_minutes,
-        )
-        result = train_retriever(dataset, config, run)
-        typer.echo(
-            f"{model} seed {seed}: best val R@10 {result.best_val_recall10:.4f} at epoch {result.best_epoch} "
-            f"({result.epochs_run} epochs, {result.seconds:.0f} s, stopped: {result.stopped_by}) -> {run}"
-        )
+    with data_parallel() as workers:
+        for seed, run in runs.items():
+            config = RetrieverConfig(
+                model=model,
+                seed=seed,
+                max_len=max_len,
+                batch_size=batch_size,
+                dim=dim,
+                blocks=blocks,
+                dropout=dropout,
+                lr=lr,
+                weight_decay=weight_decay,
+                max_epochs=max_epochs,
+                patience=patience,
+                top_k=top_k,
+                max_minutes=max_minutes,
+            )
+            result = train_retriever(dataset, config, run, workers=workers)
+            if workers.is_main:
+                typer.echo(
+                    f"{model} seed {seed}: best val R@10 {result.best_val_recall10:.4f} at epoch {result.best_epoch} "
+                    f"({result.epochs_run} epochs, {result.seconds:.0f} s, stopped: {result.stopped_by}) -> {run}"
+                )
 
 
 @train_app.command("ensemble")

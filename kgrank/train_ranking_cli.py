@@ -144,6 +144,7 @@ def ranker(
         int | None, typer.Option(min=1, help="Default: 100 (the paper's), at most a tenth of the run.")
     ] = None,
     lora: Annotated[bool | None, typer.Option(help="Default: LoRA for a checkpoint, full for tiny.")] = None,
+    lora_dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = RankerConfig.lora_dropout,
     load_in_4bit: Annotated[bool, typer.Option(help="QLoRA (needs a GPU and bitsandbytes).")] = False,
     eval_every: Annotated[int, typer.Option(min=1, help="Steps between validations.")] = 100,
     max_minutes: Annotated[float | None, typer.Option(min=0.1)] = None,
@@ -154,10 +155,14 @@ def ranker(
     neo4j_uri: Neo4jUri = None,
     embedded: EmbeddedPath = None,
 ) -> None:
-    """Fine-tune the LLM ranker on letter answers, select on val NDCG@10, merge, choose the fusion weight, save."""
+    """Fine-tune the LLM ranker on letter answers, select on val NDCG@10, merge, choose the fusion weight, save.
+
+    Data parallel: torchrun --nproc-per-node N -m kgrank train ranker … (--batch-size stays global).
+    """
     from services.core.atomic import check_replaceable
     from services.ranker.preference.scorer import PreferenceScorer
     from services.ranker.preference.select import selector_for
+    from training.distributed import data_parallel
     from training.ranker import RANKER_MARKERS, check_base_model, train_ranker
 
     dataset = ProcessedDataset.load(data)
@@ -167,16 +172,6 @@ def ranker(
     if uses_module and preference_dir is None:
         raise ConfigError(f"--paths {paths} needs --preference DIR (from `kgrank train preference`)")
     selector_for(paths, PreferenceScorer.load(preference_dir) if uses_module else None)  # a mismatch fails here
-    loaded = load_data(
-        data,
-        dataset,
-        retriever=retriever,
-        examples=train_examples,
-        seed=seed,
-        candidates=train_candidates,
-        neo4j_uri=neo4j_uri,
-        embedded=embedded,
-    )
     config = RankerConfig(
         base_model=base_model,
         path_strategy=paths,
@@ -185,6 +180,7 @@ def ranker(
         history_items=history_items,
         warmup_steps=warmup_steps,
         lora=lora,
+        lora_dropout=lora_dropout,
         load_in_4bit=load_in_4bit,
         lr=lr,
         batch_size=batch_size,
@@ -193,15 +189,30 @@ def ranker(
         max_minutes=max_minutes,
         tiny=TinyLlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, layers=layers, heads=heads),
     )
-    result = train_ranker(
-        dataset,
-        config,
-        train=loaded.train,
-        val=loaded.val,
-        out=out,
-        preference_dir=preference_dir if uses_module else None,
-        retriever=str(retriever),
-    )
+    with data_parallel() as workers:
+        with workers.main_first():  # rank 0 exports the relation paths into the cache; the others read it
+            loaded = load_data(
+                data,
+                dataset,
+                retriever=retriever,
+                examples=train_examples,
+                seed=seed,
+                candidates=train_candidates,
+                neo4j_uri=neo4j_uri,
+                embedded=embedded,
+            )
+        result = train_ranker(
+            dataset,
+            config,
+            train=loaded.train,
+            val=loaded.val,
+            out=out,
+            preference_dir=preference_dir if uses_module else None,
+            retriever=str(retriever),
+            workers=workers,
+        )
+    if not workers.is_main:
+        return
     fused = (
         ""
         if result.fusion_weight is None

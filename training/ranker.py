@@ -10,7 +10,8 @@ serving pipeline (services/ranker/pipeline.py: relation paths chosen by the stra
 token budget) → one loop on the GPU when there is one, validated every `eval_every` steps on val
 NDCG@10 through the same pipeline, best state kept → LoRA merged into the base → the fusion weight
 with the retriever chosen on val → a standard Hugging Face checkpoint plus kgrank_ranker.json (letter
-token ids, prompt format, data hash, fusion), checked by reloading it and comparing scores.
+token ids, prompt format, data hash, fusion), checked by reloading it and comparing scores. Under
+torchrun the ranks split each batch (training/distributed.py); rank 0 validates and saves.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from services.ranker.preference.select import selector_for
 from services.ranker.prompt import PROMPT_FORMAT_VERSION, Prompt, PromptBuilder
 from training.base_models import resolve_base_model
 from training.config import TINY, RankerConfig
+from training.distributed import SINGLE_PROCESS, Workers
 from training.examples import Example
 from training.fusion import choose_fusion, val_ndcg10
 
@@ -93,7 +95,7 @@ def load_tokenizer_and_model(
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if config.load_in_4bit:
-        return tokenizer, AutoModelForCausalLM.from_pretrained(base, **quantization_options())
+        return tokenizer, AutoModelForCausalLM.from_pretrained(base, **quantization_options(device))
     # LoRA trains in the model's dtype: bf16 on a GPU, fp32 on a CPU (where bf16 is slower).
     return tokenizer, AutoModelForCausalLM.from_pretrained(base, dtype=model_dtype(device)).to(device)
 
@@ -130,8 +132,9 @@ def check_base_model(base_model: str) -> None:
         raise ModelError(f"{base}: no tokenizer (tokenizer.json or tokenizer.model)")
 
 
-def quantization_options() -> dict[str, Any]:
-    """NF4 4-bit loading (QLoRA, as the paper): only with a GPU and bitsandbytes installed."""
+def quantization_options(device: torch.device) -> dict[str, Any]:
+    """NF4 4-bit loading (QLoRA, as the paper): only with a GPU and bitsandbytes installed. Spread over
+    the GPUs, unless the device names one (each data parallel rank holds a whole copy on its own)."""
     if not torch.cuda.is_available():
         raise ModelError("--load-in-4bit needs a CUDA GPU")
     try:
@@ -141,7 +144,7 @@ def quantization_options() -> dict[str, Any]:
     quantization = BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float16
     )
-    return {"quantization_config": quantization, "device_map": "auto"}
+    return {"quantization_config": quantization, "device_map": "auto" if device.index is None else {"": device.index}}
 
 
 def with_lora(model: PreTrainedModel, config: RankerConfig) -> PreTrainedModel:
@@ -158,21 +161,23 @@ def with_lora(model: PreTrainedModel, config: RankerConfig) -> PreTrainedModel:
 
 
 def answer_loss(
-    model: PreTrainedModel,
+    model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     prompts: list[str],
     answers: list[int],
     eos_id: int,
 ) -> torch.Tensor:
-    """Cross-entropy of the answer letter after the prompt and of EOS after the letter; nothing else."""
+    """Cross-entropy of the answer letter after the prompt and of EOS after the letter; nothing else.
+    `model` may be wrapped in DDP, which has no `.device`: its parameters tell."""
+    device = next(model.parameters()).device
     letters = torch.tensor(answers)
     ids, mask, positions = left_padded(tokenizer, prompts)
     ids = torch.cat([ids, letters.unsqueeze(1), torch.full_like(letters, eos_id).unsqueeze(1)], dim=1)
     mask = torch.cat([mask, torch.ones(len(prompts), 2, dtype=mask.dtype)], dim=1)
     positions = torch.cat([positions, positions[:, -1:] + 1, positions[:, -1:] + 2], dim=1)
-    ids, mask, positions = ids.to(model.device), mask.to(model.device), positions.to(model.device)
+    ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=3).logits
-    letters = letters.to(model.device)
+    letters = letters.to(device)
     return (F.cross_entropy(logits[:, 0].float(), letters) + F.cross_entropy(logits[:, 1].float(), ids[:, -1])) / 2
 
 
@@ -186,9 +191,12 @@ def train_ranker(
     preference_dir: Path | None = None,
     retriever: str = "",
     progress: bool = True,
+    workers: Workers = SINGLE_PROCESS,
 ) -> RankerResult:
-    """`retriever` names the run whose candidates the val examples are (the fusion weight is chosen on them)."""
+    """`retriever` names the run whose candidates the val examples are (the fusion weight is chosen on them).
+    Every rank returns rank 0's result; only rank 0 writes `out`."""
     config = config.resolved()
+    workers.check_batch_size(config.batch_size)
     check_replaceable(out, markers=RANKER_MARKERS)  # fail now, not after training
     check_base_model(config.base_model)
     started = time.perf_counter()
@@ -197,7 +205,7 @@ def train_ranker(
     prompt_config = config.prompt()
     module = PreferenceScorer.load(preference_dir) if preference_dir is not None else None
     selector = selector_for(config.path_strategy, module)
-    device = model_device()
+    device = workers.place(model_device())
 
     def pipeline(builder: PromptBuilder, scorer: ModelLetterScorer | None = None) -> RankingPipeline:
         return RankingPipeline(
@@ -230,6 +238,8 @@ def train_ranker(
     answers = [letter_ids[e.target_position] for e in train[0]]
     if config.lora:
         model = with_lora(model, config)
+    net = workers.wrap(model)
+    workers.seed_dropout(config.seed)
     validating = pipeline(builder, ModelLetterScorer(model, tokenizer, letter_ids, batch_size=config.batch_size))
 
     def validate() -> tuple[float, list[np.ndarray]]:
@@ -251,12 +261,18 @@ def train_ranker(
     )
 
     history: list[dict[str, float]] = []
-    best, best_scores = validate()
-    best_step, best_state = 0, _trainable_state(model)
-    history.append({"step": 0, "val_N@10": best})
+    best, best_scores, best_step, best_state = -1.0, [], 0, {}
+    if workers.is_main:
+        best, best_scores = validate()
+        best_state = _trainable_state(model)
+        history.append({"step": 0, "val_N@10": best})
     order = list(range(len(train_prompts)))
     step, losses = 0, []
-    bar = tqdm(total=total, desc=f"ranker ({config.path_strategy}, {device.type})", disable=not progress)
+    bar = tqdm(
+        total=total,
+        desc=f"ranker ({config.path_strategy}, {device.type})",
+        disable=not (progress and workers.is_main),
+    )
     bar.set_postfix(val_n10=f"{best:.4f}")
     stop = False
     for _ in range(config.epochs or 1):
@@ -264,29 +280,38 @@ def train_ranker(
         for start in range(0, len(order), config.batch_size):
             model.train()
             batch = order[start : start + config.batch_size]
-            loss = answer_loss(model, tokenizer, [train_prompts[i] for i in batch], [answers[i] for i in batch], eos_id)
+            share = workers.share(len(batch))
+            mine = batch[share.rows]
+            loss = answer_loss(net, tokenizer, [train_prompts[i] for i in mine], [answers[i] for i in mine], eos_id)
+            weighted = loss * share.loss_weight(len(mine), len(batch))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            weighted.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             schedule.step()
             step += 1
-            losses.append(loss.item())
+            losses.append(weighted.item())
             bar.update(1)
-            over_time = config.max_minutes is not None and time.perf_counter() - started > config.max_minutes * 60
+            over_time = config.max_minutes is not None and workers.agree(
+                time.perf_counter() - started > config.max_minutes * 60
+            )
             if step % config.eval_every == 0 or step == total or over_time:
-                score, scores = validate()
-                history.append({"step": step, "loss": float(np.mean(losses)), "val_N@10": score})
+                loss_since = workers.mean(float(np.mean(losses)))
                 losses = []
-                if score > best:
-                    best, best_step, best_state, best_scores = score, step, _trainable_state(model), scores
-                bar.set_postfix(val_n10=f"{score:.4f}", best=f"{best:.4f}@{best_step}")
+                if workers.is_main:
+                    score, scores = validate()
+                    history.append({"step": step, "loss": loss_since, "val_N@10": score})
+                    if score > best:
+                        best, best_step, best_state, best_scores = score, step, _trainable_state(model), scores
+                    bar.set_postfix(val_n10=f"{score:.4f}", best=f"{best:.4f}@{best_step}")
             if over_time:
                 stop = True
                 break
         if stop:
             break
     bar.close()
+    if not workers.is_main:
+        return workers.result_from_main(None)
     model.load_state_dict(best_state, strict=False)
     model.eval()
     fusion = choose_fusion(best_scores, val[0], retriever=retriever) if retriever else None
@@ -337,16 +362,18 @@ def train_ranker(
             if difference > tolerance:
                 raise ModelError(f"the saved ranker scores differ from the trained one by {difference:.2e}")
         write_training_log(staging, config, history, difference)
-    return RankerResult(
-        best_step,
-        best,
-        step,
-        total,
-        round(time.perf_counter() - started, 1),
-        difference,
-        history,
-        None if fusion is None else fusion.weight,
-        None if fusion is None else fusion.val_ndcg10,
+    return workers.result_from_main(
+        RankerResult(
+            best_step,
+            best,
+            step,
+            total,
+            round(time.perf_counter() - started, 1),
+            difference,
+            history,
+            None if fusion is None else fusion.weight,
+            None if fusion is None else fusion.val_ndcg10,
+        )
     )
 
 

@@ -5,7 +5,8 @@
 Reads top to bottom: config (RetrieverConfig in training/config.py) → training windows → model →
 validation (full ranking, history masked) → one loop with early stopping on val Recall@10 → best
 checkpoint → candidates. Everything derives from the config and its seed; the config and the
-dataset hash are saved with the checkpoint.
+dataset hash are saved with the checkpoint. Under torchrun the ranks split each batch
+(training/distributed.py); rank 0 validates, stops the run and writes it.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from services.core.errors import DatasetError
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.sequences import UserSequences, user_sequences
 from services.ranker.candidates import CandidateHeader, CandidateSet
-from services.ranker.retriever.base import Popularity
+from services.ranker.retriever.base import Popularity, SequenceModel
 from services.ranker.retriever.registry import build_retriever, load_checkpoint
 from services.ranker.retriever.retrieve import FullRanking, left_pad, rank_all_items
 from training.config import RetrieverConfig
+from training.distributed import SINGLE_PROCESS, Workers
 
 logger = logging.getLogger(__name__)
 RUN_MARKERS = ("training.json", "checkpoint.pt", "candidates-test.npz")  # what every run folder holds
@@ -74,6 +76,18 @@ def batches(windows: list[np.ndarray], batch_size: int, rng: random.Random) -> l
 # -- one training run ------------------------------------------------------------------------------------
 
 
+class NextItemLogits(torch.nn.Module):
+    """States and their scores over all items in one forward pass: the call DDP wraps, so that every
+    parameter it synchronises (the score bias too) is used inside it."""
+
+    def __init__(self, model: SequenceModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.model.scores(self.model(inputs))
+
+
 @dataclass
 class TrainingResult:
     config: RetrieverConfig
@@ -95,10 +109,17 @@ def ndcg_at(ranking: FullRanking, k: int) -> float:
 
 
 def train_retriever(
-    dataset: ProcessedDataset, config: RetrieverConfig, out: Path, *, progress: bool = True
+    dataset: ProcessedDataset,
+    config: RetrieverConfig,
+    out: Path,
+    *,
+    progress: bool = True,
+    workers: Workers = SINGLE_PROCESS,
 ) -> TrainingResult:
+    """Every rank returns rank 0's result; only rank 0 writes `out`."""
     config = config.resolved(dataset)
     max_len, batch_size = config.max_len or 0, config.batch_size or 0
+    workers.check_batch_size(batch_size)
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     sequences = user_sequences(dataset)
@@ -119,48 +140,65 @@ def train_retriever(
         result = TrainingResult(config, 0, recall10, 0, "no training needed", 0.0, [{"epoch": 0, "val_R@10": recall10}])
     else:
         model = build_retriever(config.model, num_items=num_items, config=asdict(config))
+        assert isinstance(model, SequenceModel)
+        net = workers.wrap(NextItemLogits(model))
+        workers.seed_dropout(config.seed)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         windows = training_windows(sequences, max_len)
         best_state, best_recall, best_epoch, waited, stopped_by = None, -1.0, 0, 0, "max epochs"
         history: list[dict[str, float]] = []
-        bar = tqdm(range(1, config.max_epochs + 1), desc=f"{config.model} seed {config.seed}", disable=not progress)
+        bar = tqdm(
+            range(1, config.max_epochs + 1),
+            desc=f"{config.model} seed {config.seed}",
+            disable=not (progress and workers.is_main),
+        )
         for epoch in bar:
             model.train()
             losses = []
             for inputs, labels in batches(windows, batch_size, rng):
-                logits = model.scores(model(inputs))  # (B, L, N + 1)
-                loss = F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=0)
+                share = workers.share(len(inputs))
+                mine = labels[share.rows]
+                logits = net(inputs[share.rows])  # (B, L, N + 1)
+                loss = F.cross_entropy(logits.view(-1, logits.size(-1)), mine.view(-1), ignore_index=0)
+                weighted = loss * share.loss_weight(int(mine.count_nonzero()), int(labels.count_nonzero()))
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                weighted.backward()
                 optimizer.step()
-                losses.append(loss.item())
-            ranking = validate(model)
-            recall10 = recall_at(ranking, 10)
-            history.append(
-                {
-                    "epoch": epoch,
-                    "loss": float(np.mean(losses)),
-                    "val_R@10": recall10,
-                    "val_N@10": ndcg_at(ranking, 10),
-                    "seconds": round(time.perf_counter() - started, 1),
-                }
-            )
-            if recall10 > best_recall:
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                best_recall, best_epoch, waited = recall10, epoch, 0
-            else:
-                waited += 1
-            bar.set_postfix(
-                loss=f"{np.mean(losses):.3f}",
-                val_r10=f"{recall10:.4f}",
-                best=f"{best_recall:.4f}@{best_epoch}",
-            )
-            if waited >= config.patience:
-                stopped_by = f"no better val R@10 for {config.patience} epochs"
+                losses.append(weighted.item())
+            epoch_loss = workers.mean(float(np.mean(losses)))
+            stop = None
+            if workers.is_main:
+                ranking = validate(model)
+                recall10 = recall_at(ranking, 10)
+                history.append(
+                    {
+                        "epoch": epoch,
+                        "loss": epoch_loss,
+                        "val_R@10": recall10,
+                        "val_N@10": ndcg_at(ranking, 10),
+                        "seconds": round(time.perf_counter() - started, 1),
+                    }
+                )
+                if recall10 > best_recall:
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    best_recall, best_epoch, waited = recall10, epoch, 0
+                else:
+                    waited += 1
+                bar.set_postfix(
+                    loss=f"{epoch_loss:.3f}",
+                    val_r10=f"{recall10:.4f}",
+                    best=f"{best_recall:.4f}@{best_epoch}",
+                )
+                if waited >= config.patience:
+                    stop = f"no better val R@10 for {config.patience} epochs"
+                elif config.max_minutes is not None and time.perf_counter() - started > config.max_minutes * 60:
+                    stop = f"time budget of {config.max_minutes} min"
+            stop = workers.agree(stop)
+            if stop is not None:
+                stopped_by = stop
                 break
-            if config.max_minutes is not None and time.perf_counter() - started > config.max_minutes * 60:
-                stopped_by = f"time budget of {config.max_minutes} min"
-                break
+        if not workers.is_main:
+            return workers.result_from_main(None)
         assert best_state is not None
         model.load_state_dict(best_state)
         result = TrainingResult(
@@ -168,9 +206,10 @@ def train_retriever(
         )
 
     model.eval()
-    with atomic_directory(out, markers=RUN_MARKERS) as staging:
-        save_run(dataset, model, result, sequences, staging)
-    return result
+    if workers.is_main:
+        with atomic_directory(out, markers=RUN_MARKERS) as staging:
+            save_run(dataset, model, result, sequences, staging)
+    return workers.result_from_main(result)
 
 
 # -- outputs ---------------------------------------------------------------------------------------------
