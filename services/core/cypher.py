@@ -3,7 +3,8 @@
 Values always travel as `$parameters`. Cypher cannot parameterise labels, relationship types or
 variable-length bounds, so a statement may contain typed slots, filled only here and only with
 validated values: `{{ident NAME}}` takes an identifier from the graph schema's allow-list (checked by
-the caller's schema, re-checked here against the identifier grammar and back-quoted) and
+the caller's schema, re-checked here against the identifier grammar and back-quoted),
+`{{types NAME}}` a non-empty list of such identifiers as a relationship-type union (`A`|`B`), and
 `{{int NAME}}` takes a small non-negative integer.
 """
 
@@ -18,7 +19,7 @@ from services.core.errors import CypherLibraryError
 
 CYPHER_DIR = Path(__file__).resolve().parents[2] / "cypher"
 
-_SLOT = re.compile(r"\{\{(ident|int) ([a-z_]+)\}\}")
+_SLOT = re.compile(r"\{\{(ident|types|int) ([a-z_]+)\}\}")
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _MAX_INT_SLOT = 16
 
@@ -30,10 +31,10 @@ class CypherStatement:
 
     @property
     def slots(self) -> dict[str, str]:
-        """Slot name -> kind ("ident" or "int")."""
+        """Slot name -> kind ("ident", "types" or "int")."""
         return {name: kind for kind, name in _SLOT.findall(self.text)}
 
-    def render(self, **values: str | int) -> str:
+    def render(self, **values: str | int | tuple[str, ...]) -> str:
         """Fill every slot; refuse missing, unexpected or invalid values."""
         slots = self.slots
         if set(values) != set(slots):
@@ -42,16 +43,25 @@ class CypherStatement:
                 statement=self.name,
             )
 
+        def identifier(slot: str, value: object) -> str:
+            if not isinstance(value, str) or not _IDENTIFIER.match(value):
+                raise CypherLibraryError(
+                    f"slot {slot!r} of {self.name!r} needs an identifier, got {value!r}", statement=self.name
+                )
+            return f"`{value}`"
+
         def fill(match: re.Match[str]) -> str:
             kind, slot = match.group(1), match.group(2)
             value = values[slot]
             if kind == "ident":
-                if not isinstance(value, str) or not _IDENTIFIER.match(value):
+                return identifier(slot, value)
+            if kind == "types":
+                if not isinstance(value, tuple) or not value:
                     raise CypherLibraryError(
-                        f"slot {slot!r} of {self.name!r} needs an identifier, got {value!r}",
+                        f"slot {slot!r} of {self.name!r} needs a non-empty tuple of identifiers, got {value!r}",
                         statement=self.name,
                     )
-                return f"`{value}`"
+                return "|".join(identifier(slot, item) for item in value)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_INT_SLOT:
                 raise CypherLibraryError(
                     f"slot {slot!r} of {self.name!r} needs an integer in 0..{_MAX_INT_SLOT}, got {value!r}",
@@ -86,7 +96,7 @@ class CypherLibrary:
         """The text of a statement without slots."""
         return self.statement(name).render()
 
-    def render(self, name: str, /, **values: str | int) -> str:
+    def render(self, name: str, /, **values: str | int | tuple[str, ...]) -> str:
         return self.statement(name).render(**values)
 
 

@@ -349,6 +349,24 @@ class EmbeddedGraph:
         )
         return [row[0] for row in rows]
 
+    def degrees(self, nodes: Iterable[int], types: Sequence[str]) -> dict[int, int]:
+        """How many relationships of one of `types` touch each of `nodes` (index counts, no rows read)."""
+        type_marks = ",".join("?" * len(types))
+        with self._lock:
+            rows = _select_in(
+                self._db,
+                # Only "?" placeholders are formatted in; values are bound.
+                f"SELECT src, count(*) FROM rels WHERE src IN ({{marks}}) AND type IN ({type_marks}) GROUP BY src "  # noqa: S608
+                "UNION ALL "
+                f"SELECT dst, count(*) FROM rels WHERE dst IN ({{marks}}) AND type IN ({type_marks}) GROUP BY dst",
+                sorted(set(nodes)),
+                lambda chunk: (*chunk, *types, *chunk, *types),
+            )
+        degrees: dict[int, int] = {}
+        for node, count in rows:
+            degrees[node] = degrees.get(node, 0) + count
+        return degrees
+
     def neighbours(self, nodes: Iterable[int], types: Sequence[str]) -> list[RelRow]:
         """Every relationship of one of `types` touching one of `nodes`, in either direction."""
         type_marks = ",".join("?" * len(types))

@@ -131,6 +131,17 @@ class PathSourceContract:
         ]
         assert all(len({n.key for n in p.nodes}) == len(p.nodes) for p in result.paths)
 
+    def test_hubs_are_met_but_never_crossed(self, make_source: MakeSource) -> None:
+        # Crime and 1995 have 3 path relationships each: hubs at a cap of 2; Robert De Niro (2) is not.
+        request = PathRequest(user_id="alice", candidates=("2",), cutoff=HistoryCutoff(timestamp=20, item_idx=4))
+        result = self.fetch_one(make_source, request, max_hops=3, max_paths_per_pair=100, max_hub_degree=2)
+        assert [t for t in texts(result) if t.startswith("(2) Casino")] == [
+            "(2) Casino (1995) -> HAS_GENRE -> Crime -> HAS_GENRE -> (A) The Godfather (1972)",
+            "(2) Casino (1995) -> HAS_ACTOR -> Robert De Niro -> HAS_ACTOR -> Heat (1995) -> SIMILAR_TO -> (A) The Godfather (1972)",
+        ]
+        # Heat has 6 path relationships: items are never hubs, so its own paths all stay.
+        assert any(t.startswith("(1) Heat (1995) -> SIMILAR_TO") for t in texts(result))
+
     def test_unknown_user_is_a_cold_start(self, make_source: MakeSource) -> None:
         result = self.fetch_one(make_source, PathRequest(user_id="nobody", candidates=("1", "2")))
         assert not result.known_user

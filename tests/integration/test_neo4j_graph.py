@@ -128,7 +128,13 @@ def test_every_statement_compiles(neo4j_driver) -> None:
     transaction; the loader tests run those for real.
     """
     library = cypher_library()
-    slot_values = {"label": "Genre", "rel_type": "HAS_GENRE", "left_hops": 1, "right_hops": 1}
+    slot_values = {
+        "label": "Genre",
+        "rel_type": "HAS_GENRE",
+        "left_hops": 1,
+        "right_bound": 1,
+        "path_types": ("HAS_GENRE",),
+    }
     parameters = {
         "dataset": "x",
         "requests": [],

@@ -32,10 +32,18 @@ def test_slots_are_validated() -> None:
         library.render("load_attributes", label="Genre")
     with pytest.raises(CypherLibraryError, match="takes slots"):
         library.render("load_users", label="Genre")
+    types = ("HAS_GENRE", "SIMILAR_TO")
     with pytest.raises(CypherLibraryError, match="needs an integer"):
-        library.render("paths", left_hops=99, right_hops=1)
+        library.render("paths", left_hops=99, right_bound=1, path_types=types)
     with pytest.raises(CypherLibraryError, match="needs an integer"):
-        library.render("paths", left_hops="1", right_hops=1)
+        library.render("paths", left_hops="1", right_bound=1, path_types=types)
+    assert "`HAS_GENRE`|`SIMILAR_TO`" in library.render("paths", left_hops=1, right_bound=1, path_types=types)
+    with pytest.raises(CypherLibraryError, match="needs a non-empty tuple"):
+        library.render("paths", left_hops=1, right_bound=1, path_types=())
+    with pytest.raises(CypherLibraryError, match="needs a non-empty tuple"):
+        library.render("paths", left_hops=1, right_bound=1, path_types="HAS_GENRE")
+    with pytest.raises(CypherLibraryError, match="needs an identifier"):
+        library.render("paths", left_hops=1, right_bound=1, path_types=("HAS_GENRE", "X]-() DETACH DELETE (n"))
     with pytest.raises(CypherLibraryError, match="takes slots"):
         _ = library["paths"]
 

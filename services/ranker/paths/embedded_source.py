@@ -113,14 +113,17 @@ class EmbeddedPathSource:
         )
 
     def _halves(self, starts: list[int], max_length: int) -> list[_Half]:
-        """All node-simple walks of 0..max_length hops over path relationship types, level by level."""
+        """All node-simple walks of 0..max_length hops over path relationship types, level by level, never
+        leaving a hub (an attribute node with more than max_hub_degree path relationships), as cypher/paths.cypher."""
         halves = [_Half((start,), ()) for start in dict.fromkeys(starts)]
         frontier = halves
+        types = self._schema.path_types
         for _ in range(max_length):
+            frontier = self._without_hubs(frontier)
             if not frontier:
                 break
             by_node: dict[int, list[RelRow]] = defaultdict(list)
-            for rel in self._graph.neighbours({h.nodes[-1] for h in frontier}, self._schema.path_types):
+            for rel in self._graph.neighbours({h.nodes[-1] for h in frontier}, types):
                 by_node[rel.src].append(rel)
                 by_node[rel.dst].append(rel)
             extended = []
@@ -133,3 +136,10 @@ class EmbeddedPathSource:
             halves.extend(extended)
             frontier = extended
         return halves
+
+    def _without_hubs(self, frontier: list[_Half]) -> list[_Half]:
+        ends = {half.nodes[-1] for half in frontier}
+        attributes = {node for node, info in self._graph.nodes_by_id(ends).items() if info.label != ITEM_LABEL}
+        degrees = self._graph.degrees(attributes, self._schema.path_types) if attributes else {}
+        hubs = {node for node, degree in degrees.items() if degree > self.config.max_hub_degree}
+        return [half for half in frontier if half.nodes[-1] not in hubs]

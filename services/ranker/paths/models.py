@@ -22,6 +22,13 @@ class PathConfig(_Frozen):
     # 2 reaches shared attributes and direct item links; 3 adds attribute -> item -> link detours.
     # Beyond 3 the number of paths explodes through hub attributes (a genre joins most items).
     max_hops: int = Field(default=2, ge=1, le=3, description="path length bound in hops")
+    max_hub_degree: int = Field(
+        default=1000,
+        ge=1,
+        description="a path never passes through an attribute node with more path relationships than this (a hub "
+        "such as a genre of 50,000 movies: paths through it say little and their number explodes); a hub can still "
+        "be where a history item and a candidate meet",
+    )
     max_paths_per_pair: int = Field(default=10, ge=1, le=100, description="kept per (history, candidate) pair")
     # Serving with fusion scores the candidates with the retriever, which reads far more of the history
     # than the prompt shows; the same round trip returns those item ids (paths still start from the last

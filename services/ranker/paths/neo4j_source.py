@@ -46,7 +46,10 @@ class _Neo4jPaths(Generic[DriverT]):
         self._dataset = dataset
         self._schema = schema
         self._query = (library or cypher_library()).render(
-            "paths", left_hops=self.config.left_hops, right_hops=self.config.right_hops
+            "paths",
+            left_hops=self.config.left_hops,
+            right_bound=max(1, self.config.right_hops),
+            path_types=schema.path_types,
         )
 
     def _arguments(self, requests: Sequence[PathRequest]) -> dict[str, Any]:
@@ -58,6 +61,8 @@ class _Neo4jPaths(Generic[DriverT]):
                 "history_length": self.config.history_length,
                 "sequence_length": self.config.sequence_length,
                 "path_types": list(self._schema.path_types),
+                "max_hub_degree": self.config.max_hub_degree,
+                "right_hops": self.config.right_hops,
                 "requests": [_request_parameters(request, self.config) for request in requests],
             },
             "database_": self._database,
