@@ -20,6 +20,7 @@ from kgrank.options import (
 )
 from services.core.atomic import write_json
 from services.core.errors import GraphNotLoadedError, RequestError
+from services.graph_loader.bulk_import import bulk_load
 from services.graph_loader.catalog import write_catalog_jsonl
 from services.graph_loader.dataset import ProcessedDataset
 from services.graph_loader.embedded import EmbeddedGraph
@@ -46,13 +47,52 @@ def load(
     ] = "all",
     batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Rows per transaction.")] = 5000,
     report: Annotated[Path | None, typer.Option(help="Where to write the JSON load report.")] = None,
+    bulk: Annotated[
+        bool,
+        typer.Option(
+            "--bulk",
+            help="First load of a big dataset into a NEW Neo4j database with Neo4j's offline importer "
+            "(KGRANK_NEO4J_IMPORT_COMMAND, default `neo4j-admin database import full`; the server must be stopped "
+            "while it runs): writes its CSV files, runs it, waits for the server, adds constraints, checks counts.",
+        ),
+    ] = False,
+    replace_database: Annotated[
+        bool,
+        typer.Option(
+            "--replace-database",
+            help="With --bulk: replace a database that is not empty (never one with live records).",
+        ),
+    ] = False,
+    import_dir: Annotated[
+        Path | None,
+        typer.Option(help="With --bulk: where to write the importer's CSV files (default DATA/bulk-import)."),
+    ] = None,
 ) -> None:
     """Write DATA's graph (constraints, then batched MERGE) and replay the live event log onto it; re-running
-    changes nothing, and no load (another split included) loses an interaction posted to the API."""
+    changes nothing, and no load (another split included) loses an interaction posted to the API.
+    With --bulk, a first load through Neo4j's offline importer instead (much faster for millions of rows)."""
     dataset = ProcessedDataset.load(data)
     settings = settings_for(neo4j_uri)
+    if (replace_database or import_dir) and not bulk:
+        raise RequestError("--replace-database and --import-dir go with --bulk")
+    if bulk and not settings.neo4j_uri:
+        raise RequestError(
+            "--bulk loads Neo4j: give --neo4j-uri (or KGRANK_NEO4J_URI); the embedded graph has no importer"
+        )
     report_path = output_file(report or data / f"graph-load-{'neo4j' if settings.neo4j_uri else 'embedded'}.json")
-    if settings.neo4j_uri:
+    if settings.neo4j_uri and bulk:
+        result = bulk_load(
+            dataset,
+            lambda: open_driver(settings),
+            database=settings.neo4j_database,
+            target=f"neo4j {settings.neo4j_uri}",
+            import_command=settings.neo4j_import_command,
+            folder=import_dir or data / "bulk-import",
+            split=split,
+            replace_database=replace_database,
+            log=typer.echo,
+        )
+    elif settings.neo4j_uri:
         driver = open_driver(settings)
         try:
             writer = Neo4jGraphWriter(driver, database=settings.neo4j_database)

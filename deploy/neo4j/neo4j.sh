@@ -4,6 +4,9 @@
 #                                  if it exists, else a generated one), start, wait
 #   deploy/neo4j/neo4j.sh down     stop it (SIGTERM, clean shutdown)
 #   deploy/neo4j/neo4j.sh status   say whether it runs
+#   deploy/neo4j/neo4j.sh import ARGS…
+#                                  stop the server, run `neo4j-admin database import full ARGS…` (the offline
+#                                  importer `kgrank graph load --bulk` drives), start it again
 # Everything lives under NEO4J_HOME (default: <repo>/.neo4j, git-ignored). After `up`,
 # NEO4J_HOME/env holds KGRANK_NEO4J_URI / _USER / _PASSWORD for `source`.
 set -euo pipefail
@@ -127,9 +130,23 @@ down() {
   log "stopped"
 }
 
+# The offline importer writes the store files itself, so the server must be down while it runs; it comes back
+# up afterwards even when the import failed (the old store is untouched then).
+bulk_import() {
+  fetch_jars
+  write_config
+  local was_running=0 status=0
+  if running; then was_running=1; down; fi
+  NEO4J_HOME=$home NEO4J_CONF=$home/conf "$java_home/bin/java" -Xmx${NEO4J_IMPORT_HEAP:-2g} \
+    -cp "$home/conf/*:$home/lib/*" org.neo4j.cli.AdminTool database import full "$@" || status=$?
+  if (( was_running )); then up; fi
+  return "$status"
+}
+
 case ${1:-} in
   up) up ;;
+  import) shift; bulk_import "$@" ;;
   down) down ;;
   status) if running; then echo "running (pid $(cat "$pidfile"))"; else echo "stopped"; exit 3; fi ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 64 ;;
+  *) echo "usage: $0 up|down|status|import ARGS…" >&2; exit 64 ;;
 esac
