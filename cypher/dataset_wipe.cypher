@@ -1,4 +1,5 @@
-// Delete every node (and its relationships) of a dataset's load, in batches; run as an auto-commit query.
+// Delete every node of a dataset's load, in batches, after dataset_wipe_relationships removed their
+// relationships (DETACH only for safety); run as an auto-commit query.
 // The live event log (KgrankEvent) and the living catalogue (KgrankCatalogItem) stay: the next load replays
 // them. Parameters: $dataset.
 MATCH (n {dataset: $dataset})

@@ -40,7 +40,7 @@ class Neo4jGraphWriter:
         status = self._query(self._cypher["dataset_status"], dataset=meta.dataset)[0]
         wipe = status["status"] is not None and (status["data_hash"] != meta.data_hash or status["split"] != meta.split)
         if wipe:
-            self._run(self._cypher["dataset_wipe"], dataset=meta.dataset)
+            self._wipe(meta.dataset)
         self._query(
             self._cypher["dataset_begin"],
             dataset=meta.dataset,
@@ -58,9 +58,14 @@ class Neo4jGraphWriter:
             raise GraphError(f"the load of {meta.dataset} was replaced by another load while running")
 
     def drop(self, dataset: str) -> None:
-        self._run(self._cypher["dataset_wipe"], dataset=dataset)
+        self._wipe(dataset)
         self._run(self._cypher["events_forget"], dataset=dataset)
         self._query(self._cypher["dataset_forget"], dataset=dataset)
+
+    def _wipe(self, dataset: str) -> None:
+        """The dataset's relationships, then its nodes: every transaction stays small, hubs included."""
+        self._run(self._cypher["dataset_wipe_relationships"], dataset=dataset)
+        self._run(self._cypher["dataset_wipe"], dataset=dataset)
 
     def events(self, dataset: str) -> list[LiveEvent]:
         return [LiveEvent(**row) for row in self._query(self._cypher["events"], dataset=dataset)]
