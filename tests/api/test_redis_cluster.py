@@ -15,15 +15,11 @@ from services.api.local import free_port
 from services.core.errors import ConfigError
 from services.ranker.serving.cache import CacheUnavailableError, RedisCache, cache_key
 from support.redis_cluster import LocalRedisCluster, RedisNode, redis_binaries_missing, redis_cluster, redis_server
-from tests.api import conftest as api_fixtures
 from tests.api.conftest import ClientFactory, Served, candidates_for
 from tests.conftest import unavailable
 from tests.unit.test_cli import assert_one_error, kgrank
 
 pytestmark = pytest.mark.redis
-# The served model and its clients, shared with the API tests (their conftest reaches only tests/api).
-served = api_fixtures.served
-client_for = api_fixtures.client_for
 
 TIMEOUT_S = 0.5
 # A failed cache call may wait one socket timeout plus a slot-map refresh, or the client's fixed 0.25 s pause
