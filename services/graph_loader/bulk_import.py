@@ -18,7 +18,6 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,9 @@ from neo4j.exceptions import Neo4jError, ServiceUnavailable
 from services.core.cypher import cypher_library
 from services.core.errors import GraphError, GraphUnavailableError, RequestError
 from services.graph_loader.dataset import ProcessedDataset
-from services.graph_loader.loader import LoadReport
+from services.graph_loader.loader import LoadReport, load_meta, verified_counts
 from services.graph_loader.neo4j_writer import Neo4jGraphWriter
-from services.graph_loader.records import GraphPart, GraphSplit, LoadMeta, expected_counts, graph_parts
+from services.graph_loader.records import GraphPart, GraphSplit, expected_counts, graph_parts
 from services.graph_loader.schema import ITEM_LABEL, RATED, USER_LABEL
 
 
@@ -115,21 +114,12 @@ def bulk_load(
             f"the import command failed (exit {finished.returncode}): {import_command!r}; its output is above. "
             "Neo4j's importer needs the server stopped (see README: bulk loads)"
         )
-    meta = LoadMeta(
-        dataset=dataset.name, data_hash=dataset.manifest.data_hash, split=split, kgrank_version=version("kgrank")
-    )
+    meta = load_meta(dataset, split)
     with connect() as driver:
         _wait_for(driver, database, wait_s)
         writer = Neo4jGraphWriter(driver, database=database)
         writer.begin_load(meta, dataset.schema)  # constraints and the load record on the imported store
-        counts = writer.counts(dataset.name)
-        expected = expected_counts(parts, [])
-        if counts != expected:
-            raise GraphError(
-                f"{target} holds different counts than {dataset.name} ({split}) after the bulk import: "
-                f"expected {expected.model_dump()}, found {counts.model_dump()}",
-                dataset=dataset.name,
-            )
+        counts = verified_counts(writer, dataset.name, expected_counts(parts, []), target=target, split=split)
         writer.complete_load(meta)
     return LoadReport(
         dataset=dataset.name,

@@ -83,12 +83,7 @@ def load_graph(
     dataset_items = {item.id for item in dataset.items}
     catalog = [entry for entry in writer.catalog(dataset.name) if entry.item_id not in dataset_items]
     parts = with_catalog(graph_parts(dataset, split), catalog)
-    meta = LoadMeta(
-        dataset=dataset.name,
-        data_hash=dataset.manifest.data_hash,
-        split=split,
-        kgrank_version=version("kgrank"),
-    )
+    meta = load_meta(dataset, split)
     wiped = writer.begin_load(meta, dataset.schema)
     total = sum(len(part.rows) for part in parts)
     with tqdm(total=total, unit=" rows", desc=f"loading {dataset.name} into {target}", disable=not progress) as bar:
@@ -103,14 +98,7 @@ def load_graph(
     for part in live_parts(live):
         for batch in batches(part.rows, batch_size):
             writer.write(dataset.name, part, batch)
-    counts = writer.counts(dataset.name)
-    expected = expected_counts(parts, live)
-    if counts != expected:
-        raise GraphError(
-            f"{target} holds different counts than {dataset.name} ({split}) after loading: "
-            f"expected {expected.model_dump()}, found {counts.model_dump()}",
-            dataset=dataset.name,
-        )
+    counts = verified_counts(writer, dataset.name, expected_counts(parts, live), target=target, split=split)
     writer.complete_load(meta)
     return LoadReport(
         dataset=dataset.name,
@@ -126,6 +114,26 @@ def load_graph(
         seconds=round(time.perf_counter() - started, 3),
         counts=counts,
     )
+
+
+def load_meta(dataset: ProcessedDataset, split: GraphSplit) -> LoadMeta:
+    return LoadMeta(
+        dataset=dataset.name, data_hash=dataset.manifest.data_hash, split=split, kgrank_version=version("kgrank")
+    )
+
+
+def verified_counts(
+    writer: GraphWriter, dataset: str, expected: GraphCounts, *, target: str, split: GraphSplit
+) -> GraphCounts:
+    """The graph's counts of `dataset`, which must be `expected` (what the rows written make): nothing lost."""
+    counts = writer.counts(dataset)
+    if counts != expected:
+        raise GraphError(
+            f"{target} holds different counts than {dataset} ({split}) after loading: "
+            f"expected {expected.model_dump()}, found {counts.model_dump()}",
+            dataset=dataset,
+        )
+    return counts
 
 
 def batches(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
