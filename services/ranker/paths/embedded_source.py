@@ -118,8 +118,9 @@ class EmbeddedPathSource:
         halves = [_Half((start,), ()) for start in dict.fromkeys(starts)]
         frontier = halves
         types = self._schema.path_types
-        for _ in range(max_length):
-            frontier = self._without_hubs(frontier)
+        for level in range(max_length):
+            if level:  # the starts are items, never hubs: no lookup for them on every request
+                frontier = self._without_hubs(frontier)
             if not frontier:
                 break
             by_node: dict[int, list[RelRow]] = defaultdict(list)
