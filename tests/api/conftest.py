@@ -126,6 +126,20 @@ def candidates_for(served: Served, user_idx: int, count: int = 10) -> list[str]:
     return [item.id for item in served.dataset.items if item.id not in seen][:count]
 
 
+def wait_healthy(server: subprocess.Popen[bytes], url: str, log: Path, *, timeout_s: float = 120) -> None:
+    """Until `server` answers /healthz; fails with its log if it exits or stays silent for `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert server.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        try:
+            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+
+
 @contextmanager
 def serve_process(served: Served, log: Path, **settings: str) -> Iterator[str]:
     """`kgrank serve` as a process of its own on the served model (KGRANK_* from `settings`); yields its URL."""
@@ -142,16 +156,7 @@ def serve_process(served: Served, log: Path, **settings: str) -> Iterator[str]:
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while True:
-                assert server.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
+            wait_healthy(server, url, log)
             yield url
         finally:
             server.terminate()

@@ -19,11 +19,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from services.api.local import free_port
-from tests.api.conftest import Served
+from tests.api.conftest import Served, wait_healthy
 from tests.unit.test_cli import assert_one_error, kgrank
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").is_file(), reason="reads sockets from Linux's /proc")
@@ -116,16 +115,7 @@ def _serving(served: Served, log: Path) -> Iterator[tuple[int, subprocess.Popen[
         # A process group of its own, as in a terminal: Ctrl-C there sends SIGINT to every process of it.
         server = subprocess.Popen(command, stdout=sink, stderr=sink, env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        wait_healthy(server, f"http://127.0.0.1:{port}", log)
         yield port, server
     finally:
         with suppress(ProcessLookupError):  # a failed test leaves no worker behind
