@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import re
@@ -40,7 +39,15 @@ from typing import Any
 import numpy as np
 
 from benchmarks import movielens_shaped
-from benchmarks.common import RESULTS, command_line, environment, markdown_table, neo4j_server_version, neo4j_settings
+from benchmarks.common import (
+    RESULTS,
+    command_line,
+    environment,
+    markdown_table,
+    neo4j_server_version,
+    neo4j_settings,
+    percentiles,
+)
 from benchmarks.serving_latency import measure, requests_for
 from services.core.cypher import cypher_library
 from services.core.settings import Settings
@@ -157,10 +164,10 @@ def time_paths(source: Any, requests: list[PathRequest], *, budget_s: float) -> 
         found.append(sum(len(result.paths_to(c.item_id)) for c in result.candidates))
         if time.perf_counter() > deadline:
             break
-    ordered = sorted(samples)
+    spread = percentiles(samples)
     return {
-        "p50_ms": round(float(np.median(ordered)), 2),
-        "p99_ms": round(ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)], 2),
+        "p50_ms": spread["p50"],
+        "p99_ms": spread["p99"],
         "requests": len(samples),
         "of": len(requests),
         "paths_p50": int(np.median(found)),
@@ -214,8 +221,8 @@ def run_size(label: str, raw: Path, args: argparse.Namespace, server: Settings) 
         "raw": str(raw),
         "shape": movielens_shaped.shape_summary(raw / "ratings.csv"),
     }
-    neo4j_env = {**_environ(), "KGRANK_NEO4J_IMPORT_COMMAND": args.import_command}
-    embedded_env = {k: v for k, v in _environ().items() if not k.startswith("KGRANK_NEO4J_")}
+    neo4j_env = {**os.environ, "KGRANK_NEO4J_IMPORT_COMMAND": args.import_command}
+    embedded_env = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_NEO4J_")}
     minutes = args.step_minutes
     try:
         print(f"[{label}] prepare", flush=True)
@@ -332,10 +339,6 @@ def measure_rank(
         summary = measure(settings, requests)
         out[name] = {kind: summary[kind]["total_ms"]["p50"] for kind in summary}
     return out
-
-
-def _environ() -> dict[str, str]:
-    return dict(os.environ)
 
 
 def flat(result: dict[str, Any]) -> dict[str, float | None]:
