@@ -38,6 +38,14 @@ def retriever(
     ),
     top_k: Annotated[int, typer.Option(min=20, help="Candidates kept per user.")] = _DEFAULTS["top_k"],
     max_minutes: Annotated[float | None, typer.Option(min=0.1, help="Time budget per seed.")] = None,
+    negatives: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Sampled softmax: each position's next item against N uniformly drawn items (default: softmax over "
+            "the whole catalogue). For big catalogues, where the full softmax dominates an epoch.",
+        ),
+    ] = None,
 ) -> None:
     """Train with early stopping on val Recall@10; write checkpoint, training.json and candidates.
 
@@ -70,6 +78,7 @@ def retriever(
                 patience=patience,
                 top_k=top_k,
                 max_minutes=max_minutes,
+                negatives=negatives,
             )
             result = train_retriever(dataset, config, run, workers=workers)
             if workers.is_main:

@@ -33,6 +33,9 @@ class RetrieverConfig:
     patience: int = 20  # validations without a better val Recall@10 before stopping
     top_k: int = 50  # candidates kept per user (the ranker reads the first 20)
     max_minutes: float | None = None  # stop (keeping the best epoch so far) after this long
+    # None: softmax over the whole catalogue (the paper's loss). N: sampled softmax, the positive against N items
+    # drawn uniformly per batch and shared by its positions; cost grows with N, not with the catalogue.
+    negatives: int | None = None
 
     def resolved(self, dataset: ProcessedDataset) -> RetrieverConfig:
         long_histories = dataset.stats.mean_sequence_length > 50

@@ -76,16 +76,32 @@ def batches(windows: list[np.ndarray], batch_size: int, rng: random.Random) -> l
 # -- one training run ------------------------------------------------------------------------------------
 
 
-class NextItemLogits(torch.nn.Module):
-    """States and their scores over all items in one forward pass: the call DDP wraps, so that every
-    parameter it synchronises (the score bias too) is used inside it."""
+class NextItemLoss(torch.nn.Module):
+    """The next-item cross-entropy of a batch: the call DDP wraps, so that every parameter it synchronises
+    (the score bias too) is used inside it.
+
+    Without negatives, softmax over every item. With negatives (B·L positions share one uniform draw of item
+    ids), each position's positive competes with those ids only; a drawn id equal to the positive is masked
+    (an accidental hit would otherwise push the positive against itself). Uniform draws make every item
+    equally likely, so no log-probability correction is needed.
+    """
 
     def __init__(self, model: SequenceModel) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.model.scores(self.model(inputs))
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor, negatives: torch.Tensor | None) -> torch.Tensor:
+        states = self.model(inputs)  # (B, L, D)
+        if negatives is None:
+            logits = self.model.scores(states)  # (B, L, N + 1)
+            return F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=0)
+        embedding, bias = self.model.embedding.weight, self.model.bias
+        positive = (states * embedding[labels]).sum(-1, keepdim=True) + bias[labels].unsqueeze(-1)
+        drawn = states @ embedding[negatives].T + bias[negatives]  # (B, L, negatives)
+        drawn = drawn.masked_fill(negatives == labels.unsqueeze(-1), float("-inf"))
+        logits = torch.cat([positive, drawn], dim=-1)
+        targets = torch.where(labels == 0, -100, 0)  # padding positions count for nothing
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-100)
 
 
 @dataclass
@@ -97,6 +113,13 @@ class TrainingResult:
     stopped_by: str
     seconds: float
     history: list[dict[str, float]]
+
+
+def draw_negatives(count: int | None, num_items: int, sampler: torch.Generator) -> torch.Tensor | None:
+    """`count` item ids drawn uniformly with replacement from 1..num_items (None: the full softmax)."""
+    if count is None:
+        return None
+    return torch.randint(1, num_items + 1, (count,), generator=sampler)
 
 
 def recall_at(ranking: FullRanking, k: int) -> float:
@@ -141,7 +164,8 @@ def train_retriever(
     else:
         model = build_retriever(config.model, num_items=num_items, config=asdict(config))
         assert isinstance(model, SequenceModel)
-        net = workers.wrap(NextItemLogits(model))
+        net = workers.wrap(NextItemLoss(model))
+        sampler = torch.Generator().manual_seed(config.seed)
         workers.seed_dropout(config.seed)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         windows = training_windows(sequences, max_len)
@@ -158,8 +182,9 @@ def train_retriever(
             for inputs, labels in batches(windows, batch_size, rng):
                 share = workers.share(len(inputs))
                 mine = labels[share.rows]
-                logits = net(inputs[share.rows])  # (B, L, N + 1)
-                loss = F.cross_entropy(logits.view(-1, logits.size(-1)), mine.view(-1), ignore_index=0)
+                # every rank draws the same ids (one generator, one draw per batch), as one process would
+                negatives = draw_negatives(config.negatives, num_items, sampler)
+                loss = net(inputs[share.rows], mine, negatives)
                 weighted = loss * share.loss_weight(int(mine.count_nonzero()), int(labels.count_nonzero()))
                 optimizer.zero_grad(set_to_none=True)
                 weighted.backward()

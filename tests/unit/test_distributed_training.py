@@ -103,9 +103,11 @@ def flags(options: dict[str, float | int | bool]) -> list[str]:
     return [part for flag, value in named for part in ([flag] if value is True else [flag, str(value)])]
 
 
-def test_two_processes_train_the_retriever_one_process_trains(data: Path, tmp_path: Path) -> None:
-    run = start_torchrun("train", "retriever", "--data", data, "--out", tmp_path / "two", *flags(RETRIEVER_OPTIONS))
-    config = RetrieverConfig(**RETRIEVER_OPTIONS)
+@pytest.mark.parametrize("loss", [{}, {"negatives": 32}], ids=["full-softmax", "sampled-softmax"])
+def test_two_processes_train_the_retriever_one_process_trains(data: Path, tmp_path: Path, loss: dict[str, int]) -> None:
+    options = RETRIEVER_OPTIONS | loss
+    run = start_torchrun("train", "retriever", "--data", data, "--out", tmp_path / "two", *flags(options))
+    config = RetrieverConfig(**options)
     one = train_retriever(ProcessedDataset.load(data), config, tmp_path / "one", progress=False)
     assert output_of(run).count("best val R@10") == 1  # rank 0 reports, rank 1 stays quiet
     runs = {p.parent.name for p in tmp_path.rglob("checkpoint.pt")}
