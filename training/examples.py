@@ -1,6 +1,6 @@
 """Labelled ranking examples: training prefixes with candidates, validation users with retrieved ones.
 
-method.md §5: a training example is a prefix of a user's train sequence, its next item, and 19
+docs/method.md §5: a training example is a prefix of a user's train sequence, its next item, and 19
 negatives, shuffled. Validation examples are what evaluation sees: users whose val item is in their
 retriever top 20, candidates in retriever order.
 """

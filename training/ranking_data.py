@@ -1,6 +1,6 @@
 """Examples and their relation paths for training the preference module and the LLM ranker.
 
-Training examples are sampled train prefixes (method.md §5); validation examples are the val users
+Training examples are sampled train prefixes (docs/method.md §5); validation examples are the val users
 whose true item the retriever put in their top 20. Paths come from one batched export per set,
 cached under DATA/cache and keyed by the dataset version and path settings (the cutoffs make the
 paths of train and val examples the same whether the graph holds train or all interactions).

@@ -1,4 +1,4 @@
-"""method.md §1: title filter → iterative k-core → sorted id maps → (timestamp, item) order → split.
+"""docs/method.md §1: title filter → iterative k-core → sorted id maps → (timestamp, item) order → split.
 
 The split is leave-one-out: per user the last event is test, the one before it val, the rest train.
 """

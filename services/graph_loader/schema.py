@@ -18,7 +18,7 @@ EVENT_LABEL = "KgrankEvent"  # the live event log (services/graph_loader/events.
 CATALOG_LABEL = "KgrankCatalogItem"  # the living catalogue (services/graph_loader/catalog.py)
 BOOKKEEPING_LABELS = (DATASET_LABEL, EVENT_LABEL, CATALOG_LABEL)  # not part of the knowledge graph's counts
 
-#: The attribute labels of design.md and the relationship that links an Item to each.
+#: The attribute labels of docs/design.md and the relationship that links an Item to each.
 STANDARD_ATTRIBUTES: dict[str, str] = {
     "Genre": "HAS_GENRE",
     "Year": "RELEASED_IN",

@@ -1,4 +1,4 @@
-"""Prompts as in the paper (Alpaca style, method.md §5), fitted to a token budget of the real tokenizer.
+"""Prompts as in the paper (Alpaca style, docs/method.md §5), fitted to a token budget of the real tokenizer.
 
 When a prompt is too long, the lowest-scoring relation paths go first, then the oldest history items;
 the instruction and the candidate list are never cut (a budget too small even for them is an error).

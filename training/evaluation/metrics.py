@@ -1,4 +1,4 @@
-"""Ranking metrics with one relevant item per user (method.md §6).
+"""Ranking metrics with one relevant item per user (docs/method.md §6).
 
 A user's result is the 1-based rank of the true item, or MISS (infinity) when it is not in the list
 at all. Recall@k = 1[rank <= k]; MRR@k = 1/rank if rank <= k; NDCG@k = 1/log2(rank + 1) if rank <= k

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 COLUMNS = ("M@5", "N@5", "R@5", "M@10", "N@10", "R@10")
 
-# "ML-100K" in the paper's code is ml-latest-small (method.md §1).
+# "ML-100K" in the paper's code is ml-latest-small (docs/method.md §1).
 PAPER_ROWS: dict[str, dict[str, tuple[float, ...]]] = {
     "ml-latest-small": {
         "SASRec": (0.0333, 0.0409, 0.0641, 0.0378, 0.0522, 0.0993),

@@ -1,4 +1,4 @@
-"""LRURec: linear recurrent units for sequential recommendation (Yue et al., WSDM 2024), as method.md §2.
+"""LRURec: linear recurrent units for sequential recommendation (Yue et al., WSDM 2024), as docs/method.md §2.
 
 Each LRU layer runs a diagonal complex linear recurrence h_t = λ ⊙ h_{t-1} + γ ⊙ (B x_t) and reads
 y_t = Re(C h_t). Complex numbers are kept as (real, imaginary) pairs of real tensors, and the

@@ -4,7 +4,7 @@ The ranking itself is the one pipeline evaluation and training use (services/ran
 module runs its stages one by one around the graph, the cache and the scorer. With fusion, the
 retriever scores the candidates from the user's live history (the same round trip returns it).
 
-Degradation (design.md): no graph → history from the processed dataset, no paths; no cache → uncached;
+Degradation (docs/design.md): no graph → history from the processed dataset, no paths; no cache → uncached;
 no LLM → the preference module's scores (fused like the LLM's when the ranking fuses), else the
 retriever's, else the request's order. Each is named in `degraded`, counted in metrics, and a degraded
 answer is never cached.
