@@ -150,5 +150,8 @@ def test_report_files_seeds_and_comparisons(dataset: ProcessedDataset, tmp_path:
     assert saved["paper"]["LRURec (retriever)"]["N@10"] == 0.0705
     text = (tmp_path / "out" / "metrics.md").read_text()
     assert "| *paper: LRURec (retriever)* | 0.0390 | 0.0468 | 0.0705 |" in text
-    assert "![metrics at k](metrics.png)" in text
-    assert (tmp_path / "out" / "metrics.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## Overall, beside the paper" in text
+    assert "![paired differences against weak](metrics.png)" in text
+    assert "![metrics at k](curves.png)" in text
+    for figure in ("metrics.png", "curves.png"):
+        assert (tmp_path / "out" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
