@@ -74,7 +74,7 @@ def test_the_validator_rejects_what_docker_would(tmp_path: Path) -> None:
 
 def test_services_and_their_wiring(resolved: dict) -> None:
     services = resolved["services"]
-    assert set(services) == {"neo4j", "redis", "loader", "vllm", "api", "proxy"}
+    assert set(services) == {"neo4j", "redis", "loader", "vllm", "api", "proxy", "prometheus", "grafana"}
     assert services["neo4j"]["image"] == "neo4j:5.26-community"
     assert services["neo4j"]["environment"]["NEO4J_AUTH"] == "neo4j/pw"
     assert "7474" in str(services["neo4j"]["ports"]) and services["neo4j"]["healthcheck"]["test"]
