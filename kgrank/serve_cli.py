@@ -1,47 +1,21 @@
-"""`kgrank serve`: the ranking API under uvicorn (settings from KGRANK_*; options override them)."""
+"""`kgrank serve`: the ranking API under uvicorn, with every setting as an option (it wins over KGRANK_* and
+kgrank.toml)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 import typer
 
-from kgrank.options import Neo4jUri
+from kgrank.settings_options import with_setting_options
 from services.core.settings import Settings
 
 MAX_WORKERS = 64
 
 
+@with_setting_options
 def serve(
-    data: Annotated[Path | None, typer.Option("--data", help="Processed dataset (KGRANK_DATASET_DIR).")] = None,
-    model: Annotated[Path | None, typer.Option("--model", help="Ranker checkpoint (KGRANK_MODEL_DIR).")] = None,
-    retriever: Annotated[
-        Path | None,
-        typer.Option(
-            "--retriever",
-            help="Retriever run whose scores the ranker fuses with (KGRANK_RETRIEVER_DIR); needed when the "
-            "checkpoint chose a fusion weight on val.",
-        ),
-    ] = None,
-    fusion: Annotated[
-        bool | None, typer.Option("--fusion/--no-fusion", help="Use the checkpoint's fusion (KGRANK_FUSION, on).")
-    ] = None,
-    neo4j_uri: Neo4jUri = None,
-    redis_url: Annotated[
-        str | None, typer.Option("--redis-url", help="Redis for the cache (default: KGRANK_REDIS_URL; unset = LRU).")
-    ] = None,
-    scorer: Annotated[
-        Literal["transformers", "vllm"] | None, typer.Option(help="Default: KGRANK_SCORER (transformers).")
-    ] = None,
-    open_writes: Annotated[
-        bool | None,
-        typer.Option(
-            "--open-writes",
-            help="Accept POST /interactions without an API key (KGRANK_OPEN_WRITES): for a local demo only. "
-            "Without it and without KGRANK_API_KEY, writes are refused.",
-        ),
-    ] = None,
+    overrides: dict[str, Any],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
     workers: Annotated[
@@ -57,23 +31,13 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve POST /rank (with or without candidates), POST /interactions, PUT /items/{id}, POST /admin/reload,
-    /healthz, /readyz, /metrics and the OpenAPI docs at /docs. Writes need KGRANK_API_KEY or --open-writes."""
+    /healthz, /readyz, /metrics and the OpenAPI docs at /docs. Writes need an API key or --open-writes."""
+    settings = Settings(**overrides)  # before the imports, which take seconds: a bad setting fails at once
     import uvicorn
 
     from services.api.app import build_service, create_app
     from services.api.server import check_service, serve_workers, server_config
 
-    overrides = {
-        "dataset_dir": data,
-        "model_dir": model,
-        "retriever_dir": retriever,
-        "fusion": fusion,
-        "neo4j_uri": neo4j_uri,
-        "redis_url": redis_url,
-        "scorer": scorer,
-        "open_writes": open_writes,
-    }
-    settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
     # Built before uvicorn starts, so a bad setting ends as one error line instead of a failed startup.
     if workers > 1:
         check_service(settings)
