@@ -6,6 +6,7 @@ torch or transformers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -15,6 +16,16 @@ from services.ranker.prompt import PromptConfig
 from services.ranker.strategy import PathStrategy
 
 TINY = "tiny"
+# Validation steps are fixed by the step count, never by the clock: a time-triggered validation would make the
+# chosen best step (and so the saved model) depend on how fast the machine was. By default a run validates
+# after every fifth of it (val feedback early, and at least five candidates for the best step), and every 100
+# steps on long runs.
+VALIDATIONS_PER_RUN = 5
+LONGEST_EVAL_EVERY = 100
+
+
+def default_eval_every(steps: int) -> int:
+    return max(1, min(LONGEST_EVAL_EVERY, steps // VALIDATIONS_PER_RUN))
 
 
 @dataclass(frozen=True)
@@ -76,20 +87,25 @@ class RankerConfig:
     batch_size: int = 8
     epochs: int | None = None  # None: 1 with LoRA (the paper's), 3 for tiny
     warmup_steps: int | None = None  # None: 100 (the paper's), at most a tenth of the run
-    eval_every: int = 100
+    eval_every: int | None = None  # None: default_eval_every of the run's steps
     max_minutes: float | None = None
     tiny: TinyLlamaConfig = field(default_factory=TinyLlamaConfig)
 
-    def resolved(self) -> RankerConfig:
+    def resolved(self, train_examples: int) -> RankerConfig:
         tiny = self.base_model == TINY
         lora = (not tiny) if self.lora is None else self.lora
+        epochs = self.epochs or (1 if lora else 3)
         return replace(
             self,
             lora=lora,
             budget_tokens=self.budget_tokens or (1024 if tiny else 2286),
-            lr=self.lr or (1e-4 if lora else 1e-3),
-            epochs=self.epochs or (1 if lora else 3),
+            lr=self.lr if self.lr is not None else (1e-4 if lora else 1e-3),  # 0 is a valid choice (nothing moves)
+            epochs=epochs,
+            eval_every=self.eval_every or default_eval_every(self.steps_per_epoch(train_examples) * epochs),
         )
+
+    def steps_per_epoch(self, train_examples: int) -> int:
+        return math.ceil(train_examples / self.batch_size)
 
     def prompt(self) -> PromptConfig:
         return PromptConfig(

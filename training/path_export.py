@@ -15,11 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from services.ranker.context import TaskContext
 from services.ranker.paths.models import UserPaths
 from training.examples import Example
+from training.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +42,12 @@ def export_paths(
 ) -> list[UserPaths]:
     path = cache_dir / f"paths-{cache_key(examples, identity)}.jsonl.gz"
     if path.is_file():
-        logger.info("relation paths from cache %s", path)
+        logger.info("relation paths of %d examples from cache %s", len(examples), path)
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             return [UserPaths.model_validate_json(line) for line in handle]
+    logger.info("exporting the relation paths of %d examples (not cached yet) to %s", len(examples), path)
     results: list[UserPaths] = []
-    bar = tqdm(total=len(examples), desc="exporting relation paths", unit=" examples", disable=not progress)
+    bar = progress_bar(len(examples), "exporting relation paths", enabled=progress, unit=" examples")
     for start in range(0, len(examples), batch_size):
         batch = examples[start : start + batch_size]
         results.extend(context.fetch([example.task for example in batch]))

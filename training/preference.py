@@ -12,6 +12,7 @@ ablation.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -21,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual name
-from tqdm import tqdm
 
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.paths.models import UserPaths
@@ -32,6 +32,9 @@ from services.ranker.preference.select import PreferencePaths
 from training.config import PreferenceConfig
 from training.examples import Example
 from training.fusion import choose_fusion, val_ndcg10
+from training.progress import RunEstimate, RunPlan, in_parts, progress_bar, warn_unless_better_than_untrained
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,6 +71,29 @@ def validate(
     return val_ndcg10(orders, examples), scores
 
 
+def encoded_batches(
+    dataset: ProcessedDataset,
+    train: tuple[list[Example], list[UserPaths]],
+    batch_size: int,
+    *,
+    progress: bool,
+) -> list[tuple[PathBatch, torch.Tensor]]:
+    """The training examples' path features in batches of `batch_size`, with each example's target position."""
+    examples, paths = train
+
+    def encode(part: slice) -> list[tuple[PathBatch, torch.Tensor]]:
+        chunk = examples[part]
+        batch, _ = encode_paths(
+            [(e.task.user, p) for e, p in zip(chunk, paths[part], strict=True)],
+            dataset.schema,
+            candidates=len(chunk[0].task.candidates),
+        )
+        return [(batch, torch.tensor([e.target_position for e in chunk]))]
+
+    bar = progress_bar(len(examples), "encoding paths", enabled=progress, unit=" examples")
+    return in_parts(len(examples), batch_size, encode, bar)
+
+
 def train_preference(
     dataset: ProcessedDataset,
     config: PreferenceConfig,
@@ -83,28 +109,34 @@ def train_preference(
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     scorer = PreferenceScorer.create(users=len(dataset.users), schema=dataset.schema, dim=config.dim, seed=config.seed)
-    untrained, _ = validate(scorer, *val)
-
-    batches: list[tuple[PathBatch, torch.Tensor]] = []
-    examples, paths = train
-    for start in range(0, len(examples), config.batch_size):
-        chunk = list(
-            zip(
-                examples[start : start + config.batch_size],
-                paths[start : start + config.batch_size],
-                strict=True,
-            )
-        )
-        batch, _ = encode_paths(
-            [(e.task.user, p) for e, p in chunk], dataset.schema, candidates=len(chunk[0][0].task.candidates)
-        )
-        batches.append((batch, torch.tensor([e.target_position for e, _ in chunk])))
+    examples = train[0]
+    logger.info(
+        "preference module: %d training examples, %d validation users; at most %d epochs",
+        len(examples),
+        len(val[0]),
+        config.max_epochs,
+    )
+    batches = encoded_batches(dataset, train, config.batch_size, progress=progress)
+    estimate = RunEstimate(
+        "preference module:",
+        RunPlan(
+            epochs=config.max_epochs,
+            steps_per_epoch=len(batches),
+            validations=config.max_epochs + 1,  # the untrained start, then every epoch
+            validation_users=len(val[0]),
+            step_unit="batch",
+            stops_early=f"fewer when val N@10 has not improved for {config.patience} epochs",
+        ),
+    )
+    with estimate.validation(len(val[0])):
+        untrained, _ = validate(scorer, *val)
 
     model = scorer.model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     best_state, best, best_epoch, waited, history, best_scores = None, -1.0, 0, 0, [], []
-    bar = tqdm(range(1, config.max_epochs + 1), desc="preference module", disable=not progress)
-    for epoch in bar:
+    bar = progress_bar(config.max_epochs, "preference module", enabled=progress, unit=" epochs")
+    estimate.start_steps()
+    for epoch in range(1, config.max_epochs + 1):
         model.train()
         rng.shuffle(batches)
         losses = []
@@ -114,17 +146,27 @@ def train_preference(
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
+            estimate.step_done()
         model.eval()
-        score, scores = validate(scorer, *val)
+        with estimate.validation(len(val[0])):
+            score, scores = validate(scorer, *val)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_N@10": score})
         if score > best:
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             best, best_epoch, waited, best_scores = score, epoch, 0, scores
         else:
             waited += 1
+        bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_n10=f"{score:.4f}", best=f"{best:.4f}@{best_epoch}")
         if waited >= config.patience:
             break
+    bar.close()
+    warn_unless_better_than_untrained(
+        "the trained preference module",
+        best,
+        untrained,
+        consequence=f"its best epoch ({best_epoch}) is saved all the same",
+    )
     if best_state is not None:
         model.load_state_dict(best_state)
     fusion = choose_fusion(best_scores, val[0], retriever=retriever) if retriever else None

@@ -17,7 +17,7 @@ torchrun the ranks split each batch (training/distributed.py); rank 0 validates 
 from __future__ import annotations
 
 import json
-import math
+import logging
 import random
 import shutil
 import tempfile
@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual name
-from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from services.core.atomic import atomic_directory, check_replaceable, write_json
@@ -51,16 +50,28 @@ from training.config import TINY, RankerConfig
 from training.distributed import SINGLE_PROCESS, Workers
 from training.examples import Example
 from training.fusion import choose_fusion, val_ndcg10
+from training.progress import (
+    RunEstimate,
+    RunPlan,
+    counted,
+    in_parts,
+    progress_bar,
+    warn_unless_better_than_untrained,
+)
+
+logger = logging.getLogger(__name__)
 
 # Without a tokenizer yet, the tiny model's BPE is trained on prompts measured in words: a generous
 # stand-in budget, so the corpus holds everything a real prompt could show.
 CORPUS_BUDGET_WORDS = 100_000
+PROMPTS_PER_UPDATE = 32  # prompts built between two updates of the bar
 
 
 @dataclass
 class RankerResult:
     best_step: int
     best_val_ndcg10: float
+    untrained_val_ndcg10: float  # step 0: the base model (or the untrained tiny one) before any step
     steps: int
     planned_steps: int  # more than `steps` when --max-minutes stopped the run
     seconds: float
@@ -68,6 +79,10 @@ class RankerResult:
     history: list[dict[str, float]]
     fusion_weight: float | None
     fused_val_ndcg10: float | None
+
+    @property
+    def beats_untrained(self) -> bool:
+        return self.best_val_ndcg10 > self.untrained_val_ndcg10
 
 
 def word_count(text: str) -> int:
@@ -78,10 +93,21 @@ def inputs_of(examples: list[Example], paths: list[UserPaths]) -> list[RankingIn
     return [RankingInput(e.task.user, p, e.task.retriever_scores) for e, p in zip(examples, paths, strict=True)]
 
 
-def build_prompts(pipeline: RankingPipeline, examples: list[Example], paths: list[UserPaths]) -> list[Prompt]:
-    """The prompts serving would build for these examples (the pipeline's choose and prompt stages)."""
-    inputs = inputs_of(examples, paths)
-    return pipeline.prompts(inputs, pipeline.choose(inputs))
+def build_prompts(pipeline: RankingPipeline, inputs: list[RankingInput], *, what: str, progress: bool) -> list[Prompt]:
+    """The prompts serving would build for these inputs (the pipeline's choose and prompt stages). Fitting each
+    to the token budget takes the real tokenizer several passes, minutes for a few thousand: a bar shows them.
+    Serving builds them one request at a time, so building them in parts changes nothing."""
+    bar = progress_bar(len(inputs), what, enabled=progress, unit=" prompts")
+
+    def build(part: slice) -> list[Prompt]:
+        return pipeline.prompts(inputs[part], pipeline.choose(inputs[part]))
+
+    return in_parts(len(inputs), PROMPTS_PER_UPDATE, build, bar)
+
+
+def validations_planned(steps: int, eval_every: int) -> int:
+    """Step 0, every `eval_every` steps, and the last step."""
+    return 1 + steps // eval_every + (1 if steps % eval_every else 0)
 
 
 def load_tokenizer_and_model(
@@ -195,7 +221,7 @@ def train_ranker(
 ) -> RankerResult:
     """`retriever` names the run whose candidates the val examples are (the fusion weight is chosen on them).
     Every rank returns rank 0's result; only rank 0 writes `out`."""
-    config = config.resolved()
+    config = config.resolved(train_examples=len(train[0]))
     workers.check_batch_size(config.batch_size)
     check_replaceable(out, markers=RANKER_MARKERS)  # fail now, not after training
     check_base_model(config.base_model)
@@ -206,6 +232,7 @@ def train_ranker(
     module = PreferenceScorer.load(preference_dir) if preference_dir is not None else None
     selector = selector_for(config.path_strategy, module)
     device = workers.place(model_device())
+    show = progress and workers.is_main
 
     def pipeline(builder: PromptBuilder, scorer: ModelLetterScorer | None = None) -> RankingPipeline:
         return RankingPipeline(
@@ -217,6 +244,22 @@ def train_ranker(
             preference=module,
         )
 
+    train_inputs, val_inputs = inputs_of(*train), inputs_of(*val)
+    steps_per_epoch = config.steps_per_epoch(len(train_inputs))
+    total = steps_per_epoch * (config.epochs or 1)
+    # both set by resolved()
+    assert config.eval_every is not None
+    assert config.lr is not None
+    eval_every = config.eval_every
+    if workers.is_main:
+        logger.info(
+            "ranker: %s, %s; %s of %s, validated at step 0 and every %s",
+            counted(len(train_inputs), "training prompt"),
+            counted(len(val_inputs), "validation user"),
+            counted(config.epochs or 1, "epoch"),
+            counted(steps_per_epoch, "step"),
+            counted(eval_every, "step"),
+        )
     corpus: list[str] = []
     if config.base_model == TINY:
         corpus_builder = PromptBuilder(
@@ -224,7 +267,8 @@ def train_ranker(
             count_tokens=word_count,
             truncate_tokens=lambda text, n: " ".join(text.split()[:n]),
         )
-        corpus = [p.text for p in build_prompts(pipeline(corpus_builder), *train)]
+        corpus_prompts = build_prompts(pipeline(corpus_builder), train_inputs, what="tokenizer corpus", progress=show)
+        corpus = [p.text for p in corpus_prompts]
     tokenizer, model = load_tokenizer_and_model(config, corpus, device)
     letter_ids = answer_token_ids(tokenizer)
     eos_id = tokenizer.eos_token_id
@@ -232,28 +276,42 @@ def train_ranker(
         raise ModelError("the tokenizer has no EOS token")
     builder = prompt_builder(tokenizer, prompt_config)
     prompts_only = pipeline(builder)
-    train_prompts = [p.text for p in build_prompts(prompts_only, *train)]
-    val_inputs = inputs_of(*val)
-    val_prompts = prompts_only.prompts(val_inputs, prompts_only.choose(val_inputs))
+    train_prompts = [p.text for p in build_prompts(prompts_only, train_inputs, what="training prompts", progress=show)]
+    val_prompts = build_prompts(prompts_only, val_inputs, what="validation prompts", progress=show)
     answers = [letter_ids[e.target_position] for e in train[0]]
     if config.lora:
         model = with_lora(model, config)
     net = workers.wrap(model)
     workers.seed_dropout(config.seed)
     validating = pipeline(builder, ModelLetterScorer(model, tokenizer, letter_ids, batch_size=config.batch_size))
+    estimate = RunEstimate(
+        "ranker:",
+        RunPlan(
+            epochs=config.epochs or 1,
+            steps_per_epoch=steps_per_epoch,
+            validations=validations_planned(total, eval_every),
+            validation_users=len(val_inputs),
+            max_minutes=config.max_minutes,
+        ),
+        enabled=workers.is_main,
+    )
 
-    def validate() -> tuple[float, list[np.ndarray]]:
+    def score_val(part: slice) -> list[np.ndarray]:
+        return validating.model_scores(val_inputs[part], val_prompts[part])
+
+    def validate(step: int) -> tuple[float, list[np.ndarray]]:
         model.eval()
-        scores = validating.model_scores(val_inputs, val_prompts)
+        bar = progress_bar(len(val_inputs), f"validating step {step}", enabled=show, unit=" users", leave=False)
+        with estimate.validation(len(val_inputs)):
+            # one scorer batch per part: the same batches, so the same scores, as scoring them all at once
+            scores = in_parts(len(val_inputs), config.batch_size, score_val, bar)
         orders = [
             validating.finish(item, [], p, s).order for item, p, s in zip(val_inputs, val_prompts, scores, strict=True)
         ]
         return val_ndcg10(orders, val[0]), scores
 
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr or 1e-3, weight_decay=0.0)
-    steps_per_epoch = math.ceil(len(train_prompts) / config.batch_size)
-    total = steps_per_epoch * (config.epochs or 1)
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
     # The paper warms up for 100 steps of a long epoch; a short run must still reach its peak rate.
     warmup = config.warmup_steps if config.warmup_steps is not None else max(1, min(100, total // 10))
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -263,18 +321,15 @@ def train_ranker(
     history: list[dict[str, float]] = []
     best, best_scores, best_step, best_state = -1.0, [], 0, {}
     if workers.is_main:
-        best, best_scores = validate()
+        best, best_scores = validate(0)
         best_state = _trainable_state(model)
         history.append({"step": 0, "val_N@10": best})
     order = list(range(len(train_prompts)))
     step, losses = 0, []
-    bar = tqdm(
-        total=total,
-        desc=f"ranker ({config.path_strategy}, {device.type})",
-        disable=not (progress and workers.is_main),
-    )
+    bar = progress_bar(total, f"ranker ({config.path_strategy}, {device.type})", enabled=show)
     bar.set_postfix(val_n10=f"{best:.4f}")
     stop = False
+    estimate.start_steps()
     for _ in range(config.epochs or 1):
         rng.shuffle(order)
         for start in range(0, len(order), config.batch_size):
@@ -292,14 +347,15 @@ def train_ranker(
             step += 1
             losses.append(weighted.item())
             bar.update(1)
+            estimate.step_done()
             over_time = config.max_minutes is not None and workers.agree(
                 time.perf_counter() - started > config.max_minutes * 60
             )
-            if step % config.eval_every == 0 or step == total or over_time:
+            if step % eval_every == 0 or step == total or over_time:
                 loss_since = workers.mean(float(np.mean(losses)))
                 losses = []
                 if workers.is_main:
-                    score, scores = validate()
+                    score, scores = validate(step)
                     history.append({"step": step, "loss": loss_since, "val_N@10": score})
                     if score > best:
                         best, best_step, best_state, best_scores = score, step, _trainable_state(model), scores
@@ -312,6 +368,10 @@ def train_ranker(
     bar.close()
     if not workers.is_main:
         return workers.result_from_main(None)
+    untrained = history[0]["val_N@10"]
+    warn_unless_better_than_untrained(
+        "the trained ranker", best, untrained, consequence="no step beat step 0, so its weights are saved"
+    )
     model.load_state_dict(best_state, strict=False)
     model.eval()
     fusion = choose_fusion(best_scores, val[0], retriever=retriever) if retriever else None
@@ -361,20 +421,20 @@ def train_ranker(
             tolerance = 1e-3 if model_dtype(device) == torch.float32 else 5e-2
             if difference > tolerance:
                 raise ModelError(f"the saved ranker scores differ from the trained one by {difference:.2e}")
-        write_training_log(staging, config, history, difference)
-    return workers.result_from_main(
-        RankerResult(
-            best_step,
-            best,
-            step,
-            total,
-            round(time.perf_counter() - started, 1),
-            difference,
-            history,
-            None if fusion is None else fusion.weight,
-            None if fusion is None else fusion.val_ndcg10,
+        result = RankerResult(
+            best_step=best_step,
+            best_val_ndcg10=best,
+            untrained_val_ndcg10=untrained,
+            steps=step,
+            planned_steps=total,
+            seconds=round(time.perf_counter() - started, 1),
+            reload_max_abs_difference=difference,
+            history=history,
+            fusion_weight=None if fusion is None else fusion.weight,
+            fused_val_ndcg10=None if fusion is None else fusion.val_ndcg10,
         )
-    )
+        write_training_log(staging, config, result)
+    return workers.result_from_main(result)
 
 
 def _trainable_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
@@ -398,12 +458,16 @@ def save_checkpoint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     tokenizer.save_pretrained(out)
 
 
-def write_training_log(out: Path, config: RankerConfig, history: list[dict[str, float]], difference: float) -> None:
+def write_training_log(out: Path, config: RankerConfig, result: RankerResult) -> None:
     write_json(
         out / "training.json",
         {
             "config": asdict(config) | {"tiny": config.tiny.model_dump()},
-            "history": history,
-            "reload_max_abs_difference": difference,
+            "best_step": result.best_step,
+            "best_val_N@10": result.best_val_ndcg10,
+            "untrained_val_N@10": result.untrained_val_ndcg10,
+            "beats_untrained": result.beats_untrained,
+            "history": result.history,
+            "reload_max_abs_difference": result.reload_max_abs_difference,
         },
     )

@@ -8,6 +8,7 @@ paths of train and val examples the same whether the graph holds train or all in
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from services.ranker.retriever.registry import load_checkpoint
 from services.ranker.retriever.retrieve import left_pad
 from training.examples import Example, Ranking, TrainCandidates, training_examples, validation_examples
 from training.path_export import export_paths
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ def ranking_data(
         users=len(dataset.users),
         items=len(dataset.items),
     )
+    # With the retriever's candidates this ranks every sampled prefix with it: seconds, minutes on big data.
+    logger.info("sampling %d training prefixes (%s candidates)", train_examples, candidates)
     train = training_examples(
         dataset,
         sequences,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -23,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual name
-from tqdm import tqdm
 
 from services.core.atomic import atomic_directory, check_replaceable, write_json
 from services.core.errors import DatasetError
@@ -35,9 +35,11 @@ from services.ranker.retriever.registry import build_retriever, load_checkpoint
 from services.ranker.retriever.retrieve import FullRanking, left_pad, rank_all_items
 from training.config import RetrieverConfig
 from training.distributed import SINGLE_PROCESS, Workers
+from training.progress import RunEstimate, RunPlan, progress_bar
 
 logger = logging.getLogger(__name__)
 RUN_MARKERS = ("training.json", "checkpoint.pt", "candidates-test.npz")  # what every run folder holds
+TRIAL_USERS = 256  # users ranked before training to time a validation (one ranking batch)
 
 # -- config -------------------------------------------------------------------------------------------
 
@@ -150,9 +152,9 @@ def train_retriever(
     check_replaceable(out, markers=RUN_MARKERS)  # fail now, not after the epochs
     started = time.perf_counter()
 
-    def validate(model: torch.nn.Module) -> FullRanking:
+    def validate(model: torch.nn.Module, users: list[int] | None = None) -> FullRanking:
         model.eval()
-        return rank_all_items(model, sequences, "val", max_len=max_len, top_k=config.top_k)
+        return rank_all_items(model, sequences, "val", max_len=max_len, top_k=config.top_k, users=users)
 
     if config.model == "pop":
         counts = np.bincount(
@@ -169,17 +171,35 @@ def train_retriever(
         workers.seed_dropout(config.seed)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         windows = training_windows(sequences, max_len)
+        estimate = RunEstimate(
+            f"{config.model} seed {config.seed}:",
+            RunPlan(
+                epochs=config.max_epochs,
+                # batches() pools multiples of batch_size, so only the last batch of an epoch is short
+                steps_per_epoch=math.ceil(len(windows) / batch_size),
+                validations=config.max_epochs,
+                validation_users=sequences.users,
+                step_unit="batch",
+                stops_early=f"fewer when val R@10 has not improved for {config.patience} epochs",
+                max_minutes=config.max_minutes,
+            ),
+            enabled=workers.is_main,
+        )
+        if workers.is_main:
+            trial_users = list(range(1, min(TRIAL_USERS, sequences.users) + 1))
+            with estimate.validation(len(trial_users)):
+                validate(model, trial_users)  # in eval mode, no draws: the run stays as it was
         best_state, best_recall, best_epoch, waited, stopped_by = None, -1.0, 0, 0, "max epochs"
         history: list[dict[str, float]] = []
-        bar = tqdm(
-            range(1, config.max_epochs + 1),
-            desc=f"{config.model} seed {config.seed}",
-            disable=not (progress and workers.is_main),
-        )
-        for epoch in bar:
+        show = progress and workers.is_main
+        bar = progress_bar(config.max_epochs, f"{config.model} seed {config.seed}", enabled=show, unit=" epochs")
+        for epoch in range(1, config.max_epochs + 1):
             model.train()
             losses = []
-            for inputs, labels in batches(windows, batch_size, rng):
+            epoch_batches = batches(windows, batch_size, rng)
+            batch_bar = progress_bar(len(epoch_batches), f"epoch {epoch}", enabled=show, unit=" batches", leave=False)
+            estimate.start_steps()
+            for inputs, labels in epoch_batches:
                 share = workers.share(len(inputs))
                 mine = labels[share.rows]
                 # every rank draws the same ids (one generator, one draw per batch), as one process would
@@ -190,6 +210,9 @@ def train_retriever(
                 weighted.backward()
                 optimizer.step()
                 losses.append(weighted.item())
+                batch_bar.update(1)
+                estimate.step_done()
+            batch_bar.close()
             epoch_loss = workers.mean(float(np.mean(losses)))
             stop = None
             if workers.is_main:
@@ -209,6 +232,7 @@ def train_retriever(
                     best_recall, best_epoch, waited = recall10, epoch, 0
                 else:
                     waited += 1
+                bar.update(1)
                 bar.set_postfix(
                     loss=f"{epoch_loss:.3f}",
                     val_r10=f"{recall10:.4f}",
@@ -222,6 +246,7 @@ def train_retriever(
             if stop is not None:
                 stopped_by = stop
                 break
+        bar.close()
         if not workers.is_main:
             return workers.result_from_main(None)
         assert best_state is not None

@@ -6,6 +6,7 @@ Sizes are tiny so this runs in well under a minute; what is checked is behaviour
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,7 +280,17 @@ def test_cli_evaluates_every_kind_of_ranker(
     )
 
 
-def test_a_module_that_learns_nothing_is_recorded_as_not_beating_its_untrained_start(stage: Stage) -> None:
+def not_beating_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "does not beat its untrained start" in r.getMessage()
+    ]
+
+
+def test_a_module_that_learns_nothing_is_recorded_and_warned_as_not_beating_its_untrained_start(
+    stage: Stage, caplog: pytest.LogCaptureFixture
+) -> None:
     out = stage.work / "pref-frozen"
     result = train_preference(
         stage.dataset,
@@ -290,4 +301,33 @@ def test_a_module_that_learns_nothing_is_recorded_as_not_beating_its_untrained_s
         progress=False,
     )
     assert result.best_val_ndcg10 == pytest.approx(result.untrained_val_ndcg10)
-    assert not result.beats_untrained and PreferenceScorer.load(out).meta["beats_untrained"] is False
+    meta = PreferenceScorer.load(out).meta
+    assert not result.beats_untrained and meta["beats_untrained"] is False
+    assert meta["val_ndcg10"] == result.best_val_ndcg10 and meta["untrained_val_ndcg10"] == result.untrained_val_ndcg10
+    (warning,) = not_beating_warnings(caplog)
+    assert warning.startswith("the trained preference module") and f"{result.untrained_val_ndcg10:.4f}" in warning
+
+
+def test_a_ranker_that_learns_nothing_is_warned_and_recorded_and_validates_five_times_by_default(
+    stage: Stage, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="training")
+    few = 40  # five steps of 8
+    result = train_ranker(
+        stage.dataset,
+        RankerConfig(path_strategy="none", epochs=1, lr=0.0, budget_tokens=600, tiny=TINY_LLM),
+        train=(stage.data.train[0][:few], stage.data.train[1][:few]),
+        val=stage.data.val,
+        out=tmp_path / "ranker",
+        progress=False,
+    )
+    assert [h["step"] for h in result.history] == [0, 1, 2, 3, 4, 5]  # default: every fifth of the run
+    assert result.best_step == 0 and not result.beats_untrained
+    assert result.best_val_ndcg10 == result.untrained_val_ndcg10 == result.history[0]["val_N@10"]
+    saved = json.loads((tmp_path / "ranker" / "training.json").read_text())
+    assert saved["beats_untrained"] is False and saved["config"]["eval_every"] == 1
+    assert saved["best_val_N@10"] == saved["untrained_val_N@10"] == result.untrained_val_ndcg10
+    (warning,) = not_beating_warnings(caplog)
+    assert warning.startswith("the trained ranker")
+    (estimate,) = [r.getMessage() for r in caplog.records if "estimate:" in r.getMessage()]
+    assert f"1 epoch × 5 steps + 6 validations of {len(stage.data.val[0])} users" in estimate

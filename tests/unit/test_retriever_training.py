@@ -171,3 +171,20 @@ def test_sampled_softmax_training_learns_and_records_its_loss(dataset: Processed
         return [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in history]
 
     assert without_time(again.history) == without_time(result.history)  # the draws follow the seed
+
+
+def test_an_estimate_of_the_whole_run_is_logged_after_its_first_batches(
+    dataset: ProcessedDataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import math
+
+    caplog.set_level(logging.INFO, logger="training.progress")
+    train_retriever(dataset, RetrieverConfig(**TINY), tmp_path, progress=False)
+    batches = math.ceil(len(training_windows(user_sequences(dataset), max_len=16)) / TINY["batch_size"])
+    (estimate,) = [r.getMessage() for r in caplog.records if "estimate:" in r.getMessage()]
+    assert estimate.startswith("lrurec seed 0: estimate: at most ~")
+    assert f"3 epochs × {batches} batches + 3 validations of {len(dataset.users)} users" in estimate
+    assert "fewer when val R@10 has not improved for 2 epochs" in estimate
+    # the first batches (five, or fewer if they are slow) and one ranking batch of val users
+    assert f" and {min(256, len(dataset.users))} val users)" in estimate
