@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from services.api.auth import (
     API_KEY_HEADER,
@@ -112,8 +113,8 @@ def create_app(settings: Settings | None = None, *, service: RankingService | No
     )
     app.state.settings = settings  # for the server's limits (services/api/server.py)
     _install_error_handlers(app, settings)
-    _install_request_metrics(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.request_read_timeout_s)
+    _install_request_metrics(app)  # added last = outermost: body-limit refusals are observed too
     access = Access(settings)
     if settings.open_writes:
         logger.warning("writes are open to anyone who can reach this server (--open-writes): for local demos only")
@@ -142,7 +143,11 @@ def create_app(settings: Settings | None = None, *, service: RankingService | No
         "/items/{item_id}",
         response_model=ItemResponse,
         dependencies=[Depends(access.write)],
-        responses=_WRITE_ERRORS | {409: {"model": ErrorBody, "description": "the item is part of the dataset"}},
+        responses=_WRITE_ERRORS
+        | {
+            409: {"model": ErrorBody, "description": "the item is part of the dataset"},
+            503: {"model": ErrorBody, "description": "the graph cannot take the item now; see Retry-After"},
+        },
     )
     async def put_item(item_id: Id, body: ItemRequest, request: Request) -> ItemResponse:
         """Create or replace an item of the living catalogue (title and attributes): written to the graph at once,
@@ -285,10 +290,26 @@ def _install_request_metrics(app: FastAPI) -> None:
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "unmatched")
-        service = getattr(request.app.state, "service", None)
-        if service is not None:
-            service.metrics.requests.labels(endpoint, str(response.status_code)).observe(time.perf_counter() - start)
-        return response
+        status = "500"  # an exception raised below ends as Starlette's 500, outside this middleware
+        try:
+            response = await call_next(request)
+            status = str(response.status_code)
+            return response
+        finally:
+            service = getattr(request.app.state, "service", None)
+            if service is not None:
+                elapsed = time.perf_counter() - start
+                service.metrics.requests.labels(_endpoint_of(request), status).observe(elapsed)
+
+
+def _endpoint_of(request: Request) -> str:
+    """The route's path template (bounded label values); a request refused before routing (413, 408) is matched
+    against the routes here, so it still counts for the endpoint it was sent to."""
+    route = request.scope.get("route")
+    if route is not None:
+        return route.path
+    for candidate in request.app.router.routes:
+        match, _ = candidate.matches(request.scope)
+        if match == Match.FULL:
+            return candidate.path
+    return "unmatched"

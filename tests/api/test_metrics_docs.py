@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import pytest
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.conftest import ClientFactory, Served, candidates_for
@@ -79,3 +81,34 @@ def test_the_document_lists_exactly_the_exported_families(served: Served, client
     }
     for family, seen in labels.items():
         assert seen == documented[family].labels, family
+
+
+def request_count(exposition: str, endpoint: str, status: str) -> float:
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == "kgrank_request_seconds_count" and sample.labels == {
+                "endpoint": endpoint,
+                "status": status,
+            }:
+                return sample.value
+    return 0.0
+
+
+def test_refusals_before_routing_and_unexpected_exceptions_are_observed(
+    served: Served, client_for: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = client_for(max_body_bytes=1024)
+    too_big = client.post("/rank", content=b"{" + b" " * 4096 + b"}", headers={"content-type": "application/json"})
+    assert too_big.status_code == 413
+
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(client.app.state.service, "rank", broken)
+    failing = TestClient(client.app, raise_server_exceptions=False)
+    request = {"user_id": served.dataset.user_id(3), "candidates": candidates_for(served, 3, 5)}
+    assert failing.post("/rank", json=request).status_code == 500
+
+    exposition = client.get("/metrics").text
+    assert request_count(exposition, "/rank", "413") == 1
+    assert request_count(exposition, "/rank", "500") == 1
