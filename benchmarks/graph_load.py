@@ -11,6 +11,7 @@ scanned a label). Per-row time is measured on a proportional sample of every par
 
 from __future__ import annotations
 
+import argparse
 import random
 import statistics
 import tempfile
@@ -36,6 +37,8 @@ SAMPLE_FRACTION = 0.025
 
 
 def main() -> None:
+    # No options, but --help must describe the benchmark before it asks for a server.
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     settings = neo4j_settings()
     database = settings.neo4j_database
     driver = open_driver(settings)

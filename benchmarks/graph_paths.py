@@ -11,6 +11,7 @@ shortest path per pair plus each history item's rating, one round trip each (20 
 
 from __future__ import annotations
 
+import argparse
 import gc
 import random
 import tempfile
@@ -41,6 +42,8 @@ REFERENCE_USERS = 15
 
 
 def main() -> None:
+    # No options, but --help must describe the benchmark before it asks for a server.
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     settings = neo4j_settings()
     database = settings.neo4j_database
     driver = open_driver(settings)

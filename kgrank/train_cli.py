@@ -8,7 +8,16 @@ from typing import Annotated, Literal
 
 import typer
 
-from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, output_folder, path_source
+from kgrank.options import (
+    DataDir,
+    EmbeddedPath,
+    Neo4jUri,
+    Threads,
+    check_retriever_run,
+    output_folder,
+    path_source,
+    use_threads,
+)
 from kgrank.train_ranking_cli import preference, ranker
 from services.graph_loader.dataset import ProcessedDataset
 from training.config import RetrieverConfig
@@ -46,6 +55,7 @@ def retriever(
             "the whole catalogue). For big catalogues, where the full softmax dominates an epoch.",
         ),
     ] = None,
+    threads: Threads = None,
 ) -> None:
     """Train with early stopping on val Recall@10; write checkpoint, training.json and candidates.
 
@@ -55,6 +65,7 @@ def retriever(
     from training.distributed import data_parallel
     from training.retriever import RUN_MARKERS, train_retriever
 
+    use_threads(threads)
     dataset = ProcessedDataset.load(data)
     seed_list = parse_ints(seeds, option="--seeds")
     if len(seed_list) > 1:
@@ -94,13 +105,16 @@ def ensemble(
     runs: Annotated[str, typer.Option(help="Comma-separated retriever runs (or folders of seed-N runs) to combine.")],
     out: Annotated[Path, typer.Option(help="Run folder for the ensemble (a retriever run like any other).")],
     top_k: Annotated[int, typer.Option(min=20, help="Candidates kept per user.")] = _DEFAULTS["top_k"],
+    threads: Threads = None,
 ) -> None:
     """Average the runs' next-item log-probabilities; write checkpoint, training.json and candidates."""
     from training.ensemble import build_ensemble
 
-    record = build_ensemble(
-        ProcessedDataset.load(data), [Path(part) for part in runs.split(",") if part.strip()], out, top_k=top_k
-    )
+    use_threads(threads)
+    members = [Path(part) for part in runs.split(",") if part.strip()]
+    for member in members:
+        check_retriever_run(member, usage="--runs {}", seed_folders=True)
+    record = build_ensemble(ProcessedDataset.load(data), members, out, top_k=top_k)
     val, test = record["metrics_over_all_items"]["val"], record["metrics_over_all_items"]["test"]
     typer.echo(
         f"ensemble of {len(record['members'])} runs: val R@10 {val['R@10']:.4f} N@10 {val['N@10']:.4f}, "
@@ -113,10 +127,13 @@ def candidates(
     data: DataDir,
     run: Annotated[Path, typer.Option(help="A retriever run folder (with checkpoint.pt).")],
     top_k: Annotated[int, typer.Option(min=20, help="Candidates kept per user.")] = _DEFAULTS["top_k"],
+    threads: Threads = None,
 ) -> None:
     """Rewrite a run's candidates-{val,test}.npz from its checkpoint, e.g. with more candidates."""
     from training.retriever import recompute_candidates
 
+    use_threads(threads)
+    check_retriever_run(run, usage="--run {}")
     metrics = recompute_candidates(ProcessedDataset.load(data), run, top_k=top_k)
     recall = metrics["test"]["R@10"]
     typer.echo(f"wrote {run / 'candidates-val.npz'} and candidates-test.npz (test R@10 {recall:.4f})")
@@ -144,6 +161,7 @@ def bundle(
     ] = "tiny",
     neo4j_uri: Neo4jUri = None,
     embedded: EmbeddedPath = None,
+    threads: Threads = None,
 ) -> None:
     """Retriever, preference module and LLM ranker in one go, with quick settings (the demo's for tiny)."""
     from services.core.atomic import check_replaceable
@@ -151,6 +169,7 @@ def bundle(
     from training.bundle import BUNDLE_MARKERS, quick_config, train_bundle
     from training.ranker import check_base_model
 
+    use_threads(threads)
     dataset = ProcessedDataset.load(data)
     check_replaceable(out, markers=BUNDLE_MARKERS)
     check_base_model(base_model)

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from kgrank.options import DataDir, EmbeddedPath, Neo4jUri, graph_context, output_folder
+from kgrank.options import (
+    DataDir,
+    EmbeddedPath,
+    Neo4jUri,
+    Threads,
+    check_retriever_run,
+    graph_context,
+    output_folder,
+    use_threads,
+)
 from services.core.errors import ConfigError
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.context import RANKING_PATHS
@@ -67,12 +76,15 @@ def preference(
     untrained: Annotated[bool, typer.Option(help="Save the seeded initial module untrained (paper ablation).")] = False,
     neo4j_uri: Neo4jUri = None,
     embedded: EmbeddedPath = None,
+    threads: Threads = None,
 ) -> None:
     """Train the preference module (listwise, early stopping on val NDCG@10); writes OUT/preference.pt."""
     from training.preference import save_untrained, train_preference
 
+    use_threads(threads)
     dataset = ProcessedDataset.load(data)
     output_folder(out)
+    check_retriever_run(retriever, usage="--retriever {}")
     loaded = load_data(
         data,
         dataset,
@@ -154,6 +166,7 @@ def ranker(
     vocab_size: Annotated[int, typer.Option(min=512, help="tiny only")] = TinyLlamaConfig().vocab_size,
     neo4j_uri: Neo4jUri = None,
     embedded: EmbeddedPath = None,
+    threads: Threads = None,
 ) -> None:
     """Fine-tune the LLM ranker on letter answers, select on val NDCG@10, merge, choose the fusion weight, save.
 
@@ -165,6 +178,7 @@ def ranker(
     from training.distributed import data_parallel
     from training.ranker import RANKER_MARKERS, check_base_model, train_ranker
 
+    use_threads(threads)
     dataset = ProcessedDataset.load(data)
     check_replaceable(out, markers=RANKER_MARKERS)
     check_base_model(base_model)
@@ -172,6 +186,7 @@ def ranker(
     if uses_module and preference_dir is None:
         raise ConfigError(f"--paths {paths} needs --preference DIR (from `kgrank train preference`)")
     selector_for(paths, PreferenceScorer.load(preference_dir) if uses_module else None)  # a mismatch fails here
+    check_retriever_run(retriever, usage="--retriever {}")
     config = RankerConfig(
         base_model=base_model,
         path_strategy=paths,

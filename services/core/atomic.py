@@ -1,4 +1,5 @@
-"""Write results so that a crash never leaves something half-written that looks complete."""
+"""Write results so that a crash never leaves something half-written that looks complete, and a failed
+command no empty folder of its own."""
 
 from __future__ import annotations
 
@@ -6,13 +7,21 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
-import tempfile
-from collections.abc import Iterator
+import string
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from services.core.errors import ConfigError
+
+T = TypeVar("T")
+
+# A staging name's random part (tempfile's alphabet and length, which earlier runs' names used too).
+_RANDOM_CHARACTERS = string.ascii_lowercase + string.digits + "_"
+_RANDOM_LENGTH = 8
+_new_folders: list[Path] = []  # what `make_folder` created in this process, parents first
 
 
 class KeepExisting(Exception):  # noqa: N818 - a signal, not an error
@@ -50,9 +59,9 @@ def atomic_directory(target: Path, *, markers: tuple[str, ...]) -> Iterator[Path
     """
     target = _absolute(target)
     check_replaceable(target, markers=markers)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(target.parent)
     _remove_abandoned_staging(target)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".partial", dir=target.parent))
+    staging = _new_sibling(target.parent, f".{target.name}.{os.getpid()}.", _make_directory)
     try:
         yield staging
     except KeepExisting:
@@ -89,8 +98,9 @@ def _recover_previous(target: Path) -> None:
 
 
 def _remove_abandoned_staging(target: Path) -> None:
-    # tempfile's random part: 8 of [a-z0-9_]. The full pattern keeps `run.500` from reading as `run`'s PID 500.
-    own = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[a-z0-9_]{{8}}\.partial")
+    # The full pattern, random part included, keeps `run.500` from reading as `run`'s PID 500.
+    random_part = f"[{re.escape(_RANDOM_CHARACTERS)}]{{{_RANDOM_LENGTH}}}"
+    own = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.{random_part}\.partial")
     for staging in target.parent.iterdir():
         match = own.fullmatch(staging.name)
         if match and staging.is_dir() and not _process_alive(int(match.group(1))):
@@ -107,11 +117,53 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def make_folder(path: Path) -> None:
+    """`mkdir -p PATH`, remembering the folders it created for `remove_new_folders`."""
+    missing = [folder for folder in (path, *path.parents) if not folder.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    _new_folders.extend(reversed(missing))
+
+
+def remove_new_folders() -> None:
+    """Remove the folders `make_folder` created in this process that are still empty (deepest first), so a
+    failed command leaves no empty output folder behind. One that holds something stays: that is finished
+    work (a multi-seed run's first seeds) or someone else's."""
+    for folder in reversed(_new_folders):
+        with contextlib.suppress(OSError):  # not empty, or already gone
+            folder.rmdir()
+    _new_folders.clear()
+
+
+def new_partial_file(path: Path) -> tuple[int, Path]:
+    """A new, empty temp file beside `path` (its folder made), open for writing: its descriptor and name."""
+    make_folder(path.parent)
+    return _new_sibling(path.parent, f".{path.name}.", _open_new_file)
+
+
+def _new_sibling(folder: Path, prefix: str, create: Callable[[Path], T]) -> T:
+    """`create(FOLDER/PREFIX<random>.partial)` under the first name no one holds yet.
+
+    tempfile would do, but makes its files 0600 and its folders 0700, so results swapped in from them
+    would be readable by their writer only; `create` gets the mode of an ordinary file or folder
+    (0666 or 0777 less the umask)."""
+    while True:
+        random_part = "".join(secrets.choice(_RANDOM_CHARACTERS) for _ in range(_RANDOM_LENGTH))
+        with contextlib.suppress(FileExistsError):
+            return create(folder / f"{prefix}{random_part}.partial")
+
+
+def _make_directory(path: Path) -> Path:
+    path.mkdir(mode=0o777)
+    return path
+
+
+def _open_new_file(path: Path) -> tuple[int, Path]:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to a temp file beside `path`, fsync it, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    fd, tmp = new_partial_file(Path(path))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

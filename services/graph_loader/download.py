@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from services.core.atomic import new_partial_file
 from services.core.errors import DownloadError
 from services.graph_loader.readers.amazon import SNAP_BASE_URL, AmazonReader
 from services.graph_loader.readers.movielens import MovieLens100KReader, MovieLensLatestReader
@@ -21,9 +22,7 @@ _TIMEOUT_S = 30
 
 def download_file(url: str, destination: Path) -> Path:
     """Stream `url` to `destination` through a temp file; a failed download leaves nothing behind."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = new_partial_file(destination)
     try:
         with (
             urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response,  # noqa: S310 - http(s) URLs we build

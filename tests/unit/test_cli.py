@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,8 +13,9 @@ import pytest
 
 
 def kgrank(
-    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 120, umask: int = -1
 ) -> subprocess.CompletedProcess[str]:
+    """`kgrank ARGS` in a subprocess (`umask`: its umask; -1 keeps this process's)."""
     import os
 
     environment = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")} | (env or {})
@@ -24,6 +26,7 @@ def kgrank(
         timeout=timeout,
         env=environment,
         check=False,
+        umask=umask,
     )
 
 
@@ -49,6 +52,19 @@ def test_prepare_reports_and_writes_stats(prepared: Path) -> None:
     stats = json.loads((prepared / "stats.json").read_text())
     assert stats["users"] > 0 and stats["items"] > 0 and stats["interactions"] > 0
     assert (prepared / "manifest.json").is_file()
+
+
+def test_prepared_files_and_folders_get_ordinary_permissions(ml_raw: Path, tmp_path: Path) -> None:
+    """What `open` and `mkdir` would give under the umask, not a temp file's 0600 or a temp folder's 0700."""
+    import stat
+
+    out = tmp_path / "data"
+    result = kgrank("data", "prepare", "--dataset", "ml-latest-small", "--raw", ml_raw, "--out", out, umask=0o027)
+    assert result.returncode == 0, result.stderr
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in [out, *out.iterdir()]}
+    expected = {path.name: 0o750 if path.is_dir() else 0o640 for path in [out, *out.iterdir()]}
+    assert {"stats.json", "manifest.json", "schema.json", "interactions.csv"} <= set(modes)
+    assert modes == expected
 
 
 def test_load_then_paths(prepared: Path) -> None:
@@ -91,18 +107,23 @@ def test_bad_paths(args: list[str], pattern: str) -> None:
     assert_one_error(kgrank(*args), pattern)
 
 
-def test_unknown_dataset_kind_is_a_usage_error() -> None:
-    result = kgrank("data", "prepare", "--dataset", "imdb", "--raw", "/tmp", "--out", "/tmp/x")
-    assert result.returncode == 2
-    assert "Invalid value for '--dataset'" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
 def test_paths_before_load(prepared: Path, tmp_path: Path) -> None:
     result = kgrank(
         "graph", "paths", "--data", prepared, "--embedded", tmp_path / "none.sqlite", "--user", "1", "--candidates", "1"
     )
     assert_one_error(result, "no embedded graph at .*run `kgrank graph load` first")
+
+
+def test_a_failed_command_removes_the_folders_it_made_and_keeps_those_it_found(prepared: Path, tmp_path: Path) -> None:
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    evaluate = ["evaluate", "--data", prepared, "--model", f"x={tmp_path / 'none'}", "--out"]
+    for out in (existing, tmp_path / "new" / "deeper"):
+        assert_one_error(kgrank(*evaluate, out), "is not a retriever run")
+    events = ["graph", "events", "--data", prepared, "--embedded", tmp_path / "none.sqlite"]
+    assert_one_error(kgrank(*events, "--out", tmp_path / "new" / "events.csv"), "no embedded graph at")
+    assert [path.name for path in tmp_path.iterdir()] == ["existing"]
+    assert not any(existing.iterdir())
 
 
 def test_unreachable_and_invalid_neo4j(prepared: Path) -> None:
@@ -116,24 +137,11 @@ def test_unreachable_and_invalid_neo4j(prepared: Path) -> None:
     )
 
 
-def test_help_of_every_command() -> None:
-    for command in (
-        ["--help"],
-        ["data", "prepare", "--help"],
-        ["graph", "load", "--help"],
-        ["evaluate", "--help"],
-        ["train", "retriever", "--help"],
-        ["graph", "paths", "--help"],
-        ["demo", "--help"],
-    ):
-        result = kgrank(*command)
-        assert result.returncode == 0, result.stderr
-        assert "Usage:" in result.stdout
-
-
 def test_train_and_evaluate(prepared: Path, tmp_path: Path) -> None:
     tiny = ["--dim", "16", "--max-len", "16", "--batch-size", "8", "--max-epochs", "2"]
-    trained = kgrank("train", "retriever", "--data", prepared, "--out", tmp_path / "lru", "--seeds", "0,1", *tiny)
+    trained = kgrank(
+        "train", "retriever", "--data", prepared, "--out", tmp_path / "lru", "--seeds", "0,1", "--threads", "1", *tiny
+    )
     assert trained.returncode == 0, trained.stderr
     assert "lrurec seed 1: best val R@10" in trained.stdout
     assert (tmp_path / "lru" / "seed-1" / "candidates-test.npz").is_file()
@@ -152,6 +160,8 @@ def test_train_and_evaluate(prepared: Path, tmp_path: Path) -> None:
         out,
         "--resamples",
         "200",
+        "--threads",
+        "2",
     )
     assert evaluated.returncode == 0, evaluated.stderr
     assert "lrurec: N@10 " in evaluated.stdout and "over 2 seed(s)" in evaluated.stdout
@@ -161,7 +171,8 @@ def test_train_and_evaluate(prepared: Path, tmp_path: Path) -> None:
 
     assert_one_error(
         kgrank("evaluate", "--data", prepared, "--model", f"x={tmp_path / 'nothing'}", "--out", out),
-        r"candidates-test\.npz: candidates file not found",
+        r"nothing is not a retriever run \(no training\.json and checkpoint\.pt and candidates-test\.npz\); "
+        r"make one with `kgrank train retriever --out .*nothing`",
     )
     assert_one_error(
         kgrank("evaluate", "--data", prepared, "--model", f"pop={tmp_path / 'pop'}", "--out", out, "--ks", "1,30"),
@@ -172,6 +183,29 @@ def test_train_and_evaluate(prepared: Path, tmp_path: Path) -> None:
         kgrank("train", "retriever", "--data", prepared, "--out", tmp_path / "x", "--seeds", "a,b"),
         "--seeds needs comma-separated integers",
     )
+
+    # The run folder a newcomer guesses wrong: a one-seed run has no seed-0/, a multi-seed one is not one run.
+    pop, lru, guessed = tmp_path / "pop", tmp_path / "lru", tmp_path / "pop" / "seed-0"
+    preference = ["train", "preference", "--data", prepared, "--out", tmp_path / "new" / "preference"]
+    assert_one_error(
+        kgrank(*preference, "--retriever", guessed),
+        rf"{re.escape(str(guessed))} is not a retriever run, but {re.escape(str(pop))} is \(a one-seed `kgrank train "
+        rf"retriever` writes its run into --out itself\): pass --retriever {re.escape(str(pop))}$",
+    )
+    assert_one_error(
+        kgrank(*preference, "--retriever", lru),
+        rf"{re.escape(str(lru))} holds one retriever run per seed \(seed-0, seed-1\), not one run: pass one of them, "
+        rf"e\.g\. --retriever {re.escape(str(lru / 'seed-0'))} ",
+    )
+    assert_one_error(
+        kgrank("evaluate", "--data", prepared, "--model", f"pop={guessed}", "--out", tmp_path / "new" / "eval"),
+        rf"pass --model pop={re.escape(str(pop))}$",
+    )
+    assert_one_error(
+        kgrank("evaluate", "--data", prepared, "--model", f"lru={lru / 'seed-7'}", "--out", out),
+        rf"{re.escape(str(lru))} holds the runs seed-0, seed-1: pass e\.g\. --model lru={re.escape(str(lru / 'seed-0'))}$",
+    )
+    assert not (tmp_path / "new").exists(), "a failed command left the --out folder it made"
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +222,9 @@ def foreign(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "a-ranker").mkdir()  # what a ranker checkpoint holds, training.json included
     for name in ("training.json", "kgrank_ranker.json", "config.json", "model.safetensors"):
         (root / "a-ranker" / name).write_text("{}")
+    (root / "a-run").mkdir()  # what a retriever run holds, by name
+    for name in ("training.json", "checkpoint.pt", "candidates-test.npz"):
+        (root / "a-run" / name).write_text("")
     (root / "broken-config").mkdir()
     (root / "broken-config" / "config.json").write_text("{not json")
     return root
@@ -211,9 +248,12 @@ SWEEP = [
      "their-folder is not empty and is not an earlier output of this command"),
     (["train", "retriever", "--data", "{data}", "--out", "{foreign}/a-ranker"],
      r"a-ranker is not empty and is not an earlier output of this command \(no training\.json and checkpoint"),
-    (["train", "candidates", "--data", "{data}", "--run", "{tmp}/none"], r"checkpoint\.pt: checkpoint not found"),
+    (["train", "candidates", "--data", "{data}", "--run", "{tmp}/none"],
+     r"none is not a retriever run \(no training\.json and checkpoint\.pt and candidates-test\.npz\)"),
     (["train", "preference", "--data", "{data}", "--retriever", "{tmp}/none", "--out", "{tmp}/p"],
-     r"candidates-val\.npz: candidates file not found \(run `kgrank train retriever`\)"),
+     r"none is not a retriever run .*; make one with `kgrank train retriever --out .*/none`"),
+    (["train", "ensemble", "--data", "{data}", "--runs", "{foreign}/a-run,{tmp}/none", "--out", "{tmp}/e"],
+     "none is not a retriever run"),
     (["train", "ranker", "--data", "{data}", "--retriever", "{tmp}/none", "--out", "{tmp}/r"],
      "--paths preference needs --preference DIR"),
     (["train", "ranker", "--data", "{data}", "--retriever", "{tmp}/none", "--out", "{tmp}/r", "--paths", "none",
@@ -232,7 +272,7 @@ SWEEP = [
     (["evaluate", "--data", "{data}", "--model", "x={tmp}/none", "--out", "{foreign}/a-file"],
      "a-file exists and is not a folder"),
     (["evaluate", "--data", "{data}", "--model", "x={tmp}/none@bogus", "--out", "{tmp}/e"], "unknown ranker 'bogus'"),
-    (["evaluate", "--data", "{data}", "--model", "x={tmp}/none@llm:{tmp}/none", "--out", "{tmp}/e"],
+    (["evaluate", "--data", "{data}", "--model", "x={foreign}/a-run@llm:{tmp}/none", "--out", "{tmp}/e"],
      r"no kgrank_ranker\.json; not a ranker trained by `kgrank train ranker`"),
     (["evaluate", "--data", "{data}", "--model", "x={tmp}/none", "--model", "x={tmp}/none", "--out", "{tmp}/e"],
      "model names must be unique"),
@@ -257,6 +297,7 @@ def test_every_command_fails_in_one_line(
     filled = [a.format(data=loaded, foreign=foreign, raw=ml_raw, tmp=tmp_path) for a in args]
     assert_one_error(kgrank(*filled), pattern)
     assert sorted(str(p) for p in foreign.rglob("*")) == before, "a failed command changed a user's files"
+    assert list(tmp_path.iterdir()) == [], "a failed command left what it made behind"
 
 
 def kill_when(
