@@ -11,11 +11,14 @@ import sys
 
 import typer
 from pydantic import ValidationError
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 # typer bundles its own click; these two are the usage errors it raises for what the user typed.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from kgrank.base_model_cli import base_model_app
+from kgrank.config_cli import config_app
+from kgrank.config_file import command_defaults
 from kgrank.data_cli import data_app
 from kgrank.demo import demo
 from kgrank.evaluate_cli import evaluate
@@ -40,6 +43,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(graph_app, name="graph")
 app.add_typer(train_app, name="train")
 app.add_typer(base_model_app, name="base-model")
+app.add_typer(config_app, name="config")
 app.command("evaluate")(evaluate)
 app.command("demo")(demo)
 app.command("serve")(serve)
@@ -61,7 +65,9 @@ def main() -> None:
 def run(args: list[str]) -> int:
     """Run one command line; its exit status, after one `error:` line for every failure kgrank foresees."""
     try:
-        status = app(args=args, prog_name="kgrank", standalone_mode=False)
+        # Log lines (estimates, warnings) print above an open progress bar, not glued to it.
+        with logging_redirect_tqdm():
+            status = app(args=args, prog_name="kgrank", standalone_mode=False, default_map=command_defaults(app))
     except NoArgsIsHelpError as e:  # `kgrank` or `kgrank data` alone: a request for help
         typer.echo(e.format_message())
         return 0

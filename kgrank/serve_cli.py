@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from kgrank.options import check_retriever_run
 from kgrank.settings_options import with_setting_options
 from services.core.settings import Settings
 
@@ -33,6 +34,8 @@ def serve(
     """Serve POST /rank (with or without candidates), POST /interactions, PUT /items/{id}, POST /admin/reload,
     /healthz, /readyz, /metrics and the OpenAPI docs at /docs. Writes need an API key or --open-writes."""
     settings = Settings(**overrides)  # before the imports, which take seconds: a bad setting fails at once
+    if settings.retriever_dir is not None:
+        check_retriever_run(settings.retriever_dir, usage="--retriever {}")
     import uvicorn
 
     from services.api.app import build_service, create_app

@@ -111,15 +111,8 @@ def preference(
         f"(untrained: {result.untrained_val_ndcg10:.4f}{fused}; {len(loaded.train[0])} training examples, "
         f"{len(loaded.val[0])} validation users, {result.seconds:.0f} s) -> {out}"
     )
-    if not result.beats_untrained:
-        typer.secho(
-            f"WARNING: the trained module ({result.best_val_ndcg10:.4f}) does not beat its untrained start "
-            f"({result.untrained_val_ndcg10:.4f}) on val; it is saved with beats_untrained=false. Training on "
-            "--train-candidates retrieved (what evaluation shows a ranker) usually fixes this.",
-            fg=typer.colors.RED,
-            bold=True,
-            err=True,
-        )
+    if not result.beats_untrained:  # training logged the WARNING with both numbers; this is what to do about it
+        typer.echo("hint: --train-candidates retrieved (what evaluation shows a ranker) usually fixes this", err=True)
 
 
 def ranker(
@@ -158,7 +151,13 @@ def ranker(
     lora: Annotated[bool | None, typer.Option(help="Default: LoRA for a checkpoint, full for tiny.")] = None,
     lora_dropout: Annotated[float, typer.Option(min=0.0, max=0.9)] = RankerConfig.lora_dropout,
     load_in_4bit: Annotated[bool, typer.Option(help="QLoRA (needs a GPU and bitsandbytes).")] = False,
-    eval_every: Annotated[int, typer.Option(min=1, help="Steps between validations.")] = 100,
+    eval_every: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Steps between validations (default: a fifth of the run, so at least 5 after step 0; at most 100).",
+        ),
+    ] = None,
     max_minutes: Annotated[float | None, typer.Option(min=0.1)] = None,
     hidden_size: Annotated[int, typer.Option(min=16, help="tiny only")] = TinyLlamaConfig().hidden_size,
     layers: Annotated[int, typer.Option(min=1, help="tiny only")] = TinyLlamaConfig().layers,

@@ -14,6 +14,9 @@ from services.graph_loader.synthetic import SyntheticCatalogue, generate, write_
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# A developer's ./kgrank.toml must not change what the tests see (set but empty: no config file); the
+# config tests point KGRANK_CONFIG at files of their own.
+os.environ["KGRANK_CONFIG"] = ""
 
 
 def unavailable(reason: str) -> None:

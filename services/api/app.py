@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import torch
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -34,7 +35,7 @@ from services.core.errors import (
     RequestError,
 )
 from services.core.ids import Id
-from services.core.settings import Settings
+from services.core.settings import Settings, how_to_set
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.context import RANKING_PATHS
 from services.ranker.graphs import open_serving_graph
@@ -63,7 +64,12 @@ VERSION = "0.1.0"
 def build_service(settings: Settings) -> RankingService:
     """Load the dataset and checkpoint named by the settings and connect (lazily) to graph, cache and scorer."""
     if settings.dataset_dir is None or settings.model_dir is None:
-        raise ConfigError("serving needs KGRANK_DATASET_DIR (processed dataset) and KGRANK_MODEL_DIR (checkpoint)")
+        raise ConfigError(
+            f"serving needs a processed dataset ({how_to_set('dataset_dir')}) and a ranker checkpoint "
+            f"({how_to_set('model_dir')})"
+        )
+    if settings.threads is not None:  # here, so that every worker process of `kgrank serve --workers N` applies it
+        torch.set_num_threads(settings.threads)
     dataset = ProcessedDataset.load(settings.dataset_dir)
     models = load_models(settings, dataset, settings.model_dir, settings.retriever_dir)
     # The paths training and evaluation exported (the prompt shows the last `history_items` of them).

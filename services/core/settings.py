@@ -70,6 +70,14 @@ class Settings(BaseSettings):
         examples=["cpu"],
     )
 
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="CPU threads torch computes with in each API process (unset: torch's default, one per core); "
+        "with --workers N, about cores / N.",
+        examples=[2],
+    )
+
     # Serving (`kgrank serve`).
     dataset_dir: HomePath | None = Field(
         default=None, description="Processed dataset folder (`kgrank data prepare`).", examples=["data/ml"]

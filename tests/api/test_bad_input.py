@@ -130,7 +130,10 @@ def test_serve_refuses_bad_settings_with_one_error_line(served: Served, tmp_path
     from tests.unit.test_cli import assert_one_error, kgrank
 
     data, model, retriever = served.data_dir, served.bundle.ranker, served.bundle.retriever
-    assert_one_error(kgrank("serve"), r"needs KGRANK_DATASET_DIR .* and KGRANK_MODEL_DIR")
+    assert_one_error(
+        kgrank("serve"),
+        r"needs a processed dataset \(--data, KGRANK_DATASET_DIR or dataset_dir in kgrank\.toml\) and a ranker checkpoint \(--model",
+    )
     for blank in ("", "  "):
         assert_one_error(kgrank("serve", env={"KGRANK_API_KEY": blank}), r"KGRANK_API_KEY is set but empty, blank")
     assert_one_error(kgrank("serve", "--data", tmp_path, "--model", model), r"not a processed dataset")
@@ -143,6 +146,6 @@ def test_serve_refuses_bad_settings_with_one_error_line(served: Served, tmp_path
         assert_one_error(kgrank("serve", "--data", data, "--model", model), r"give the retriever run with --retriever")
     assert_one_error(
         kgrank("serve", "--data", data, "--model", model, "--retriever", served.bundle.preference),
-        r"checkpoint.pt: checkpoint not found",
+        r"preference is not a retriever run \(no training.json and checkpoint.pt and candidates-test.npz\)",
     )
     assert_one_error(kgrank("serve", "--data", data, "--model", served.bundle.preference), r"no kgrank_ranker.json")

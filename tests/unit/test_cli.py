@@ -12,13 +12,19 @@ from pathlib import Path
 import pytest
 
 
+def cli_environment(env: dict[str, str] | None) -> dict[str, str]:
+    """This process's environment without KGRANK_* settings and without a config file, plus `env`."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")} | {"KGRANK_CONFIG": ""} | (env or {})
+
+
 def kgrank(
     *args: str | Path, env: dict[str, str] | None = None, timeout: float = 120, umask: int = -1
 ) -> subprocess.CompletedProcess[str]:
     """`kgrank ARGS` in a subprocess (`umask`: its umask; -1 keeps this process's)."""
-    import os
 
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")} | (env or {})
+    environment = cli_environment(env)
     return subprocess.run(
         [sys.executable, "-m", "kgrank", *map(str, args)],
         capture_output=True,
@@ -312,7 +318,7 @@ def kill_when(
     import os
     import time
 
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")} | (env or {})
+    environment = cli_environment(env)
     with log.open("w") if log else open(os.devnull, "w") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "kgrank", *map(str, args)], stdout=sink, stderr=sink, env=environment

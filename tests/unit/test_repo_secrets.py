@@ -39,5 +39,5 @@ def test_no_token_or_local_password_is_tracked() -> None:
 
 
 def test_credential_files_are_ignored() -> None:
-    for path in (".neo4j/password", ".env"):
+    for path in (".neo4j/password", ".env", "kgrank.toml"):
         assert subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT, check=False).returncode == 0, path
