@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format bench base-model audit neo4j-up neo4j-down redis-up redis-down servers-up servers-down clean
+.PHONY: demo test lint format bench base-model audit neo4j-up neo4j-down redis-up redis-down servers-up servers-down \
+        images images-down clean
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON) > /dev/null || { echo "needs $(PYTHON) (Python 3.11)"; exit 1; }
@@ -55,6 +56,15 @@ redis-down:
 servers-up: neo4j-up redis-up
 
 servers-down: neo4j-down redis-down
+
+# The local images of docker-compose.ci.yml in a private Docker engine (as root: debootstrap); `make test` then
+# runs the stack for real (tests/deploy/test_compose_up.py). `make images-down` stops the engine.
+images:
+	deploy/images/dockerd.sh up
+	DOCKER_HOST=$$(deploy/images/dockerd.sh host) deploy/images/build.sh
+
+images-down:
+	deploy/images/dockerd.sh down
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .kgrank
