@@ -71,7 +71,12 @@ def environment(neo4j_version: str) -> dict[str, Any]:
 
 def command_line(module: str, args: argparse.Namespace) -> str:
     """The command that reproduces a run: options with values first, then the flags that were set."""
-    options = [f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False, True)]
+    options = [
+        f"--{k.replace('_', '-')} {value}"
+        for k, v in vars(args).items()
+        if v not in (None, False, True)
+        for value in (v if isinstance(v, list) else [v])  # a repeatable option, once per value
+    ]
     flags = [f"--{k.replace('_', '-')}" for k, v in vars(args).items() if v is True]
     return " ".join([f"python -m {module}", *options, *flags])
 

@@ -1,7 +1,7 @@
 """How every cost grows with the data: MovieLens-shaped datasets at 1×, 10×, 100× ml-latest-small, and the real one.
 
     .venv/bin/python -m benchmarks.scaling --scales 1,10,100 --real --replace-neo4j-database \
-        [--workdir .kgrank/bench-scaling] [--users 50] [--step-minutes 45]
+        [--workdir .kgrank/bench-scaling] [--users 50] [--step-minutes 45] [--retriever-negatives N] [--resume]
 Needs Neo4j (KGRANK_NEO4J_*, `make neo4j-up`) with its import command (KGRANK_NEO4J_IMPORT_COMMAND; the local
 server's is `deploy/neo4j/neo4j.sh import`). --replace-neo4j-database acknowledges that the benchmark empties
 that database before each size (the bulk importer replaces it anyway). Writes benchmarks/results/scaling/
@@ -14,9 +14,14 @@ For each size (the generator: benchmarks/movielens_shaped.py), one after another
   checks its counts, so the two Neo4j loads are known to hold the same graph;
 - relation paths: USERS requests of 20 history items × 20 candidates (popular-weighted, seeded), p50/p99, on
   Neo4j and embedded, at the default 2 hops and at 3 hops (where a path may cross a supernode such as a genre);
-- retriever: `kgrank train retriever --max-epochs 1` (the epoch's seconds as training.json records them);
-- /rank: a tiny ranker trained for a moment on the size (so ids match), served in-process over HTTP: cache miss,
-  hit and the no-candidates miss (the retriever scores the whole catalogue), p50 on both graphs.
+- retriever: `kgrank train retriever --max-epochs 1` (the epoch's seconds as training.json records them), and with
+  --retriever-negatives N the same with `--negatives N` (sampled softmax);
+- /rank: a tiny ranker trained for a moment on the size (so ids match) over the full-softmax retriever, or the
+  sampled one where the full softmax hit its time cap, served in-process over HTTP: cache miss, hit and the
+  no-candidates miss (the retriever scores the whole catalogue), p50 on both graphs (Neo4j reloaded in bulk first
+  when it holds another size, as after --resume).
+Every step is recorded in WORKDIR/SIZE/result.json; --resume reuses the steps recorded there (a wall too) and runs
+only the missing ones.
 Growth exponents are least-squares slopes of log(cost) against log(interactions) over the generated sizes.
 """
 
@@ -70,6 +75,7 @@ GROWTH_METRICS = {
     "paths_neo4j_p50_ms": "paths 20×20, Neo4j p50 (ms)",
     "paths_embedded_p50_ms": "paths 20×20, embedded p50 (ms)",
     "retriever_epoch_s": "retriever epoch (s)",
+    "retriever_sampled_epoch_s": "retriever epoch, sampled softmax (s)",
     "rank_miss_p50_ms": "/rank miss p50, Neo4j (ms)",
     "rank_hit_p50_ms": "/rank hit p50, Neo4j (ms)",
 }
@@ -213,7 +219,24 @@ def _or_failure(run: Any) -> dict[str, Any]:
         return {"failed": f"{type(e).__name__}: {str(e)[:300]}"}
 
 
-def run_size(label: str, raw: Path, args: argparse.Namespace, server: Settings) -> dict[str, Any]:
+def neo4j_holds(settings: Settings, dataset: ProcessedDataset) -> bool:
+    """Whether the benchmark's Neo4j database holds a complete load of exactly this dataset."""
+    driver = open_driver(settings)
+    try:
+        records, _, _ = driver.execute_query(
+            cypher_library()["dataset_status"], dataset=dataset.name, database_=settings.neo4j_database
+        )
+    finally:
+        driver.close()
+    status = records[0].data() if records else {}
+    return status.get("status") == "complete" and status.get("data_hash") == dataset.manifest.data_hash
+
+
+def run_size(
+    label: str, raw: Path, args: argparse.Namespace, server: Settings, earlier: dict[str, Any]
+) -> dict[str, Any]:
+    """Every step of one size, in order. A step recorded in `earlier` (--resume) is reused as it was, wall or not;
+    a step that breaks is recorded as {"failed": why}, and the size stops where later steps need its output."""
     work = args.workdir / label
     data, logs = work / "data", args.workdir / "logs" / label
     result: dict[str, Any] = {
@@ -224,106 +247,92 @@ def run_size(label: str, raw: Path, args: argparse.Namespace, server: Settings) 
     neo4j_env = {**os.environ, "KGRANK_NEO4J_IMPORT_COMMAND": args.import_command}
     embedded_env = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_NEO4J_")}
     minutes = args.step_minutes
-    try:
-        print(f"[{label}] prepare", flush=True)
-        result["prepare"] = timed_command(
-            [
-                *KGRANK,
-                "data",
-                "prepare",
-                "--dataset",
-                "ml-latest-small",
-                "--raw",
-                str(raw),
-                "--out",
-                str(data),
-                "--name",
-                f"scale-{label}",
-            ],
-            logs / "prepare.log",
-            minutes=minutes,
-            env=embedded_env,
-        )
-        dataset = ProcessedDataset.load(data)
-        result["interactions"] = len(dataset.interactions)
-        result["users"], result["items"] = len(dataset.users), len(dataset.items)
-        print(f"[{label}] {result['interactions']:,} interactions: graph loads", flush=True)
+
+    def step(name: str, run: Any) -> bool:
+        """Record step `name` (reused or run now); True when it finished."""
+        if name in earlier:
+            result[name] = earlier[name]
+        else:
+            print(f"[{label}] {name}", flush=True)
+            try:
+                result[name] = run()
+            except StepFailedError as e:
+                result[name] = {"failed": str(e)}
+                print(f"[{label}] {name} broke: {e}", flush=True)
+        return "failed" not in result[name]
+
+    def kgrank(*arguments: str, log: str, env: dict[str, str], step_minutes: float = minutes) -> Any:
+        return partial(timed_command, [*KGRANK, *arguments], logs / log, minutes=step_minutes, env=env)
+
+    def load_embedded() -> dict[str, Any]:
         for stale in data.glob("graph.sqlite*"):
             stale.unlink()
-        result["load_embedded"] = timed_command(
-            [*KGRANK, "graph", "load", "--data", str(data)],
-            logs / "load-embedded.log",
-            minutes=minutes,
-            env=embedded_env,
-        )
-        result["graph_file_gb"] = round((data / "graph.sqlite").stat().st_size / 2**30, 3)
+        loaded = kgrank("graph", "load", "--data", str(data), log="load-embedded.log", env=embedded_env)()
+        return loaded | {"graph_file_gb": round((data / "graph.sqlite").stat().st_size / 2**30, 3)}
+
+    def load_neo4j_online() -> dict[str, Any]:
         empty_neo4j(server)
-        result["load_neo4j_online"] = timed_command(
-            [*KGRANK, "graph", "load", "--data", str(data)],
-            logs / "load-neo4j-online.log",
-            minutes=minutes,
-            env=neo4j_env,
-        )
-        result["load_neo4j_bulk"] = timed_command(
-            [*KGRANK, "graph", "load", "--data", str(data), "--bulk", "--replace-database"],
-            logs / "load-neo4j-bulk.log",
-            minutes=minutes,
-            env=neo4j_env,
-        )
-        result["load_neo4j_bulk"]["importer_s"] = importer_seconds(logs / "load-neo4j-bulk.log")
-        print(f"[{label}] relation paths", flush=True)
-        requests = path_requests(dataset, args.users, seed=0)
-        result["paths"] = measure_paths(dataset, server, data / "graph.sqlite", requests, args.path_budget_s)
-        print(f"[{label}] retriever epoch", flush=True)
-        run = work / "retriever"
-        result["retriever"] = timed_command(
-            [*KGRANK, "train", "retriever", "--data", str(data), "--out", str(run), "--max-epochs", "1"],
-            logs / "retriever.log",
-            minutes=args.retriever_minutes or minutes,
-            env=embedded_env,
-        )
-        result["retriever"]["epoch_s"] = json.loads((run / "training.json").read_text())["history"][0]["seconds"]
-        print(f"[{label}] a tiny ranker for serving", flush=True)
-        ranker = work / "ranker"
-        result["ranker_setup"] = timed_command(
-            [
-                *KGRANK,
-                "train",
-                "ranker",
-                "--data",
-                str(data),
-                "--retriever",
-                str(run),
-                "--out",
-                str(ranker),
-                "--base-model",
-                "tiny",
-                "--paths",
-                "shortest",
-                "--train-examples",
-                "64",
-                "--epochs",
-                "1",
-            ],
-            logs / "ranker.log",
-            minutes=minutes,
-            env=embedded_env,
-        )
-        print(f"[{label}] /rank", flush=True)
-        result["rank"] = measure_rank(dataset, data, ranker, run, server, args.users)
-    except StepFailedError as e:
-        result["failed"] = str(e)
-        print(f"[{label}] stopped: {e}", flush=True)
+        return kgrank("graph", "load", "--data", str(data), log="load-neo4j-online.log", env=neo4j_env)()
+
+    def load_neo4j_bulk(log: str) -> dict[str, Any]:
+        arguments = ("graph", "load", "--data", str(data), "--bulk", "--replace-database")
+        loaded = kgrank(*arguments, log=log, env=neo4j_env)()
+        return loaded | {"importer_s": importer_seconds(logs / log)}
+
+    def train_retriever(run: Path, *extra: str) -> Any:
+        arguments = ("train", "retriever", "--data", str(data), "--out", str(run), "--max-epochs", "1", *extra)
+        log = f"{run.name}.log"
+        budget = args.retriever_minutes or minutes
+
+        def trained() -> dict[str, Any]:
+            timed = kgrank(*arguments, log=log, env=embedded_env, step_minutes=budget)()
+            return timed | {"epoch_s": json.loads((run / "training.json").read_text())["history"][0]["seconds"]}
+
+        return trained
+
+    prepare = ("data", "prepare", "--dataset", "ml-latest-small", "--raw", str(raw), "--out", str(data))
+    if not step("prepare", kgrank(*prepare, "--name", f"scale-{label}", log="prepare.log", env=embedded_env)):
+        return result
+    dataset = ProcessedDataset.load(data)
+    result["interactions"] = len(dataset.interactions)
+    result["users"], result["items"] = len(dataset.users), len(dataset.items)
+    if not step("load_embedded", load_embedded):
+        return result
+    step("load_neo4j_online", load_neo4j_online)
+    step("load_neo4j_bulk", partial(load_neo4j_bulk, "load-neo4j-bulk.log"))
+    requests = path_requests(dataset, args.users, seed=0)
+    step("paths", partial(measure_paths, dataset, server, data / "graph.sqlite", requests, args.path_budget_s))
+    full, sampled = work / "retriever", work / "retriever-sampled"
+    retrievers = [full] if step("retriever", train_retriever(full)) else []
+    if args.retriever_negatives:
+        negatives = ("--negatives", str(args.retriever_negatives))
+        if step("retriever_sampled", train_retriever(sampled, *negatives)):
+            retrievers.append(sampled)
+            result["retriever_sampled"]["negatives"] = args.retriever_negatives
+    if not retrievers:
+        return result
+    serving = retrievers[0]  # the full softmax's where it trained, else the sampled one
+    ranker = work / "ranker"
+    tiny_ranker = (
+        *("train", "ranker", "--data", str(data), "--retriever", str(serving), "--out", str(ranker)),
+        *("--base-model", "tiny", "--paths", "shortest", "--train-examples", "64", "--epochs", "1"),
+    )
+    if not step("ranker_setup", kgrank(*tiny_ranker, log="ranker.log", env=embedded_env)):
+        return result
+    result["ranker_setup"]["retriever"] = serving.name
+    if "rank" not in earlier and not neo4j_holds(server, dataset):  # a resumed size: Neo4j holds another one
+        step("reload_neo4j_for_rank", partial(load_neo4j_bulk, "reload-neo4j-for-rank.log"))
+    step("rank", partial(measure_rank, dataset, data, ranker, serving, server, args.users))
     return result
 
 
 def measured_size(label: str, raw: Path, args: argparse.Namespace, server: Settings) -> dict[str, Any]:
-    """run_size's result, kept in WORKDIR/LABEL/result.json; with --resume a size measured before is reused."""
+    """run_size's result, kept in WORKDIR/LABEL/result.json; with --resume the steps recorded there are reused."""
     saved = args.workdir / label / "result.json"
-    if args.resume and saved.is_file():
-        print(f"[{label}] measured before ({saved}), reused", flush=True)
-        return json.loads(saved.read_text())
-    result = run_size(label, raw, args, server) | {"measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    earlier = json.loads(saved.read_text()) if args.resume and saved.is_file() else {}
+    result = run_size(label, raw, args, server, earlier) | {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds")
+    }
     saved.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
 
@@ -362,6 +371,7 @@ def flat(result: dict[str, Any]) -> dict[str, float | None]:
         "paths_neo4j_p50_ms": get("paths", "neo4j, 2 hops", "p50_ms"),
         "paths_embedded_p50_ms": get("paths", "embedded, 2 hops", "p50_ms"),
         "retriever_epoch_s": get("retriever", "epoch_s"),
+        "retriever_sampled_epoch_s": get("retriever_sampled", "epoch_s"),
         "rank_miss_p50_ms": get("rank", "neo4j", "miss"),
         "rank_hit_p50_ms": get("rank", "neo4j", "hit"),
     }
@@ -398,6 +408,7 @@ def plot(sizes: list[dict[str, Any]], exponents: dict[str, float | None], path: 
                 "load_neo4j_bulk_s",
                 "load_neo4j_importer_s",
                 "retriever_epoch_s",
+                "retriever_sampled_epoch_s",
             ],
         ),
         ("milliseconds", ["paths_neo4j_p50_ms", "paths_embedded_p50_ms", "rank_miss_p50_ms", "rank_hit_p50_ms"]),
@@ -452,7 +463,12 @@ def report(payload: dict[str, Any]) -> str:
         ]
         for s in sizes
     ]
-    failures = [f"- {s['label']}: {s['failed']}" for s in sizes if s.get("failed")]
+    failures = [
+        f"- {s['label']}, {name}: {step['failed']}"
+        for s in sizes
+        for name, step in s.items()
+        if isinstance(step, dict) and "failed" in step
+    ]
     return (
         "# Scaling: cost against data size\n\n"
         f"`{payload['command']}` on {payload['environment']['machine']}, {payload['environment']['date']}, "
@@ -483,7 +499,12 @@ def main() -> None:
     parser.add_argument("--import-command", default="deploy/neo4j/neo4j.sh import")
     parser.add_argument("--replace-neo4j-database", action="store_true", help="empty KGRANK_NEO4J_* before each size")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", action="store_true", help="reuse sizes measured by an earlier run in WORKDIR")
+    parser.add_argument(
+        "--retriever-negatives",
+        type=int,
+        help="also time a sampled-softmax epoch with N negatives; /rank uses it where the full softmax hit its cap",
+    )
+    parser.add_argument("--resume", action="store_true", help="reuse the steps an earlier run recorded in WORKDIR")
     args = parser.parse_args()
     if not args.replace_neo4j_database:
         parser.error("the benchmark empties the Neo4j database of KGRANK_NEO4J_*: say so with --replace-neo4j-database")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from kgrank.client.errors import KgrankAPIError, KgrankClientError, KgrankConnectionError
 from services.core.ids import Id
 from services.ranker.serving.contract import (
+    API_KEY_HEADER_NAME,
     ErrorBody,
     Health,
     InteractionRequest,
@@ -27,7 +28,6 @@ from services.ranker.serving.contract import (
     Readiness,
 )
 
-API_KEY_HEADER = "X-API-Key"
 Answer = TypeVar("Answer", bound=BaseModel)
 _ITEM_ID: TypeAdapter[str] = TypeAdapter(Id)
 
@@ -42,7 +42,7 @@ def http_options(base_url: str, *, api_key: str | None, timeout_s: float) -> Htt
     """What either kind of httpx client is made with. The key goes with every request: a server with a key
     wants it for ranking too, and /readyz says what is wrong only to callers that show it."""
     return HttpOptions(
-        base_url=base_url, headers={} if api_key is None else {API_KEY_HEADER: api_key}, timeout=timeout_s
+        base_url=base_url, headers={} if api_key is None else {API_KEY_HEADER_NAME: api_key}, timeout=timeout_s
     )
 
 

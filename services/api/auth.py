@@ -21,8 +21,9 @@ from fastapi.security import APIKeyHeader
 
 from services.core.errors import KgrankError
 from services.core.settings import Settings
+from services.ranker.serving.contract import API_KEY_HEADER_NAME
 
-API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False)
+API_KEY_HEADER = APIKeyHeader(name=API_KEY_HEADER_NAME, auto_error=False)
 
 
 class UnauthorizedError(KgrankError):

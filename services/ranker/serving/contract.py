@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.core.ids import ID_RULE, Id
 from services.ranker.prompt import MAX_CANDIDATES
 
+API_KEY_HEADER_NAME = "X-API-Key"  # the header that carries the API key, for the server and its clients
 _ID = f"{ID_RULE} (anything else is answered 422)"
 
 
