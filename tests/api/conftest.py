@@ -5,7 +5,6 @@ Training takes well under a minute; quality is not what these tests check.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from services.ranker.context import RANKING_PATHS
 from services.ranker.llm.metadata import RankerMetadata
 from services.ranker.llm.tiny_config import TinyLlamaConfig
 from services.ranker.paths.embedded_source import EmbeddedPathSource
+from tests.unit.test_cli import cli_environment
 from training.bundle import Bundle, BundleConfig, train_bundle
 from training.config import PreferenceConfig, RankerConfig, RetrieverConfig
 
@@ -144,12 +144,14 @@ def wait_healthy(server: subprocess.Popen[bytes], url: str, log: Path, *, timeou
 def serve_process(served: Served, log: Path, **settings: str) -> Iterator[str]:
     """`kgrank serve` as a process of its own on the served model (KGRANK_* from `settings`); yields its URL."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")} | {
-        "KGRANK_DATASET_DIR": str(served.data_dir),
-        "KGRANK_MODEL_DIR": str(served.bundle.ranker),
-        "KGRANK_RETRIEVER_DIR": str(served.bundle.retriever),
-        **{f"KGRANK_{name.upper()}": value for name, value in settings.items()},
-    }
+    env = cli_environment(
+        {
+            "KGRANK_DATASET_DIR": str(served.data_dir),
+            "KGRANK_MODEL_DIR": str(served.bundle.ranker),
+            "KGRANK_RETRIEVER_DIR": str(served.bundle.retriever),
+            **{f"KGRANK_{name.upper()}": value for name, value in settings.items()},
+        }
+    )
     with log.open("w") as sink:
         server = subprocess.Popen(
             [sys.executable, "-m", "kgrank", "serve", "--port", str(port)], stdout=sink, stderr=sink, env=env

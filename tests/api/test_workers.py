@@ -23,7 +23,7 @@ import pytest
 
 from services.api.local import free_port
 from tests.api.conftest import Served, wait_healthy
-from tests.unit.test_cli import assert_one_error, kgrank
+from tests.unit.test_cli import assert_one_error, cli_environment, kgrank
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").is_file(), reason="reads sockets from Linux's /proc")
 
@@ -105,7 +105,7 @@ def _rank_on_every_worker(port: int, server_pid: int, body: dict[str, Any]) -> d
 @contextmanager
 def _serving(served: Served, log: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")}
+    env = cli_environment(None)
     command = [
         *(sys.executable, "-m", "kgrank", "serve", "--workers", str(WORKERS), "--port", str(port), "--open-writes"),
         *("--data", str(served.data_dir), "--model", str(served.bundle.ranker)),

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,8 @@ import pytest
 import typer
 
 from kgrank.cli import app
+from services.api.local import free_port
+from tests.api.conftest import wait_healthy
 from tests.conftest import ROOT
 from tests.unit.test_cli import cli_environment
 
@@ -141,12 +141,6 @@ def test_every_python_module_and_make_target_the_readme_names_exists() -> None:
             assert flag in result.stdout, f"README: python -m {module}: {flag} is not in its --help"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     (tmp_path / "kgrank.toml").write_text(SMALL_TRAINING)
@@ -213,24 +207,21 @@ def prerequisites(line: str, workdir: Path, environment: dict[str, str]) -> None
 
 
 def start_server(arguments: list[str], port: int, workdir: Path, environment: dict[str, str]) -> subprocess.Popen:
-    log = (workdir / "serve.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kgrank", *arguments, "--port", str(port)],
-        cwd=workdir,
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (workdir / "serve.log").read_text()[-3000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.5)
-    process.terminate()
-    raise AssertionError("kgrank serve did not answer within 180 s:\n" + (workdir / "serve.log").read_text()[-3000:])
+    log = workdir / "serve.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kgrank", *arguments, "--port", str(port)],
+            cwd=workdir,
+            env=environment,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_healthy(process, f"http://127.0.0.1:{port}", log, timeout_s=180)
+    except AssertionError:
+        process.terminate()
+        raise
+    return process
 
 
 def send_curl(line: str, port: int) -> dict[str, object]:

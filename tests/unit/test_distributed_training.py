@@ -15,7 +15,6 @@ float mean).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +31,7 @@ from services.ranker.context import RANKING_PATHS, GraphContext
 from services.ranker.llm.metadata import RankerMetadata
 from services.ranker.llm.tiny_config import TinyLlamaConfig
 from services.ranker.paths.embedded_source import EmbeddedPathSource
+from tests.unit.test_cli import cli_environment
 from training.config import RankerConfig, RetrieverConfig
 from training.distributed import SINGLE_PROCESS, TorchrunEnvironment, Workers, data_parallel
 from training.ranker import train_ranker
@@ -74,8 +74,7 @@ def data(tmp_path_factory: pytest.TempPathFactory, ml_raw: Path) -> Path:
 def start_torchrun(*args: str | Path) -> subprocess.Popen[str]:
     """`torchrun --standalone --nproc-per-node 2 -m kgrank ARGS` on CPUs, one thread per process; it
     runs while the test trains the same in one process (two cores, and the ranks often wait)."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("KGRANK_")}
-    environment |= {"OMP_NUM_THREADS": "1", "KGRANK_DEVICE": "cpu"}
+    environment = cli_environment({"OMP_NUM_THREADS": "1", "KGRANK_DEVICE": "cpu"})
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     return subprocess.Popen(
         [*command, "-m", "kgrank", *map(str, args)],
