@@ -41,6 +41,7 @@ from services.ranker.context import RANKING_PATHS
 from services.ranker.graphs import open_serving_graph
 from services.ranker.serving.cache import MemoryCache, RankingCache, RedisCache
 from services.ranker.serving.contract import (
+    MAX_NAMES_PER_LABEL,
     ErrorBody,
     Health,
     InteractionRequest,
@@ -152,6 +153,11 @@ def create_app(settings: Settings | None = None, *, service: RankingService | No
         responses=_WRITE_ERRORS
         | {
             409: {"model": ErrorBody, "description": "the item is part of the dataset"},
+            422: {
+                "model": ErrorBody,
+                "description": "invalid item id or body; an attribute label outside the dataset's schema, "
+                f"or more than {MAX_NAMES_PER_LABEL} names for one label",
+            },
             503: {"model": ErrorBody, "description": "the graph cannot take the item now; see Retry-After"},
         },
     )
@@ -297,13 +303,16 @@ def _install_request_metrics(app: FastAPI) -> None:
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         start = time.perf_counter()
         status = "500"  # an exception raised below ends as Starlette's 500, outside this middleware
+        service = getattr(request.app.state, "service", None)
+        if service is not None:
+            service.metrics.in_flight.inc()
         try:
             response = await call_next(request)
             status = str(response.status_code)
             return response
         finally:
-            service = getattr(request.app.state, "service", None)
             if service is not None:
+                service.metrics.in_flight.dec()
                 elapsed = time.perf_counter() - start
                 service.metrics.requests.labels(_endpoint_of(request), status).observe(elapsed)
 

@@ -52,6 +52,8 @@ def test_the_document_lists_exactly_the_exported_families(served: Served, client
     interaction = {"user_id": served.dataset.user_id(3), "item_id": request["candidates"][0]}
     assert client.post("/interactions", json=interaction).status_code == 403
     exposition = client.get("/metrics").text
+    # Every request before it has left; the scrape itself is in flight.
+    assert "\nkgrank_requests_in_flight 1.0\n" in exposition
 
     documented = documented_families()
     exported = dict(_TYPE_LINE.findall(exposition))
@@ -78,6 +80,9 @@ def test_the_document_lists_exactly_the_exported_families(served: Served, client
         "kgrank_write_refusals_total",
         "kgrank_scorer_errors_total",
         "kgrank_scorer_batch_size",
+        "kgrank_requests_in_flight",
+        "kgrank_breaker_open",
+        "kgrank_model_info",
     }
     for family, seen in labels.items():
         assert seen == documented[family].labels, family

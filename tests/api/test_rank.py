@@ -183,14 +183,18 @@ def test_ids_that_break_the_rule_are_refused(served: Served, client_for: ClientF
 
 
 def test_scorer_down_falls_back_to_the_preference_module_and_says_so(served: Served, client_for: ClientFactory) -> None:
-    client = client_for(scorer="vllm", vllm_url="http://127.0.0.1:9", scorer_timeout_s=5)
+    client = client_for(scorer="vllm", vllm_url="http://127.0.0.1:9", scorer_timeout_s=5, retry_after_s=60)
     request = {"user_id": served.dataset.user_id(3), "candidates": candidates_for(served, 3, 8)}
     body = client.post("/rank", json=request).json()
     assert body["degraded"] == ["scorer"] and body["model"]["ranked_by"] == "preference module"
     assert len(body["ranking"]) == 8
     again = client.post("/rank", json=request).json()
     assert again["cached"] is False  # a degraded answer is never cached
-    assert 'kgrank_degraded_total{reason="scorer"} 2.0' in client.get("/metrics").text
+    exposition = client.get("/metrics").text
+    assert 'kgrank_degraded_total{reason="scorer"} 2.0' in exposition
+    # The first failure opened the scorer's breaker (the second answer skipped it); the graph's stays closed.
+    assert 'kgrank_breaker_open{dependency="scorer"} 1.0' in exposition
+    assert 'kgrank_breaker_open{dependency="graph"} 0.0' in exposition
     ready = client.get("/readyz").json()
     assert ready["degraded"] == ["scorer"] and ready["checks"]["scorer"] == "unavailable"  # no address to strangers
 
@@ -202,6 +206,11 @@ def test_probes_and_docs(served: Served, client_for: ClientFactory) -> None:
     assert ready == {"ready": True, "checks": {"graph": "ok", "cache": "ok", "scorer": "ok"}, "degraded": []}
     schema = client.get("/openapi.json").json()
     assert {"/rank", "/interactions", "/healthz", "/readyz"} <= set(schema["paths"])
+    item_invalid = schema["paths"]["/items/{item_id}"]["put"]["responses"]["422"]["description"]
+    assert (
+        "schema" in item_invalid
+        and item_invalid != schema["paths"]["/interactions"]["post"]["responses"]["422"]["description"]
+    )
     assert client.get("/docs").status_code == 200
 
 

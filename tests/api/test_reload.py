@@ -4,6 +4,7 @@ without a failed request, and without an answer that mixes the two models."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -56,9 +57,12 @@ def test_a_reload_under_load_fails_nothing_and_mixes_no_models(
         load.phase = "reloading"
         reloaded = httpx.post(f"{url}/admin/reload", json={"model_dir": str(second)}, headers=headers, timeout=120)
         load.during("after", 2)
+        exposition = httpx.get(f"{url}/metrics").text
     assert reloaded.status_code == 200, reloaded.text
     old, new = reloaded.json()["previous_version"], reloaded.json()["version"]
     assert old != new and reloaded.json()["model_dir"] == str(second)
+    served_versions = re.findall(r'^kgrank_model_info\{version="([^"]+)"\} 1\.0$', exposition, flags=re.MULTILINE)
+    assert served_versions == [new]
     assert load.answers and {a.status for a in load.answers} == {200}
     assert {a.model_version for a in load.sent_in("warm-up") + load.within("before")} == {old}
     assert {a.model_version for a in load.within("after")} == {new}

@@ -35,7 +35,7 @@ PANEL_TYPES = {"stat", "timeseries"}
 GRID_COLUMNS = 24
 
 # The series each family type is exposed as (a type missing here fails the tests until it is added).
-_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+_SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 _LABEL_MATCHERS = re.compile(r"\{[^{}]*\}")
 _RANGE = re.compile(r"\[[^\[\]]*\]")
@@ -162,6 +162,7 @@ def test_the_series_list_follows_the_registry() -> None:
     assert series["kgrank_request_seconds_bucket"] == "kgrank_request_seconds"
     assert series["kgrank_cache_lookups_total"] == "kgrank_cache_lookups"
     assert "kgrank_cache_lookups_total_total" not in series and "kgrank_request_seconds" not in series
+    assert series["kgrank_breaker_open"] == "kgrank_breaker_open"  # a gauge is its own series
 
 
 # -- the dashboard ------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from services.ranker.prompt import MAX_CANDIDATES
 
 API_KEY_HEADER_NAME = "X-API-Key"  # the header that carries the API key, for the server and its clients
 _ID = f"{ID_RULE} (anything else is answered 422)"
+MAX_NAMES_PER_LABEL = 50  # names of one attribute label on an item written through PUT /items
 
 
 class _Body(BaseModel):
@@ -136,7 +137,7 @@ class ItemRequest(_Body):
     attributes: dict[str, list[Annotated[str, Field(min_length=1, max_length=200)]]] = Field(
         default_factory=dict,
         description="attribute label of the served dataset's schema (e.g. Genre, Year, Director, Actor, Brand, "
-        "Category) -> names, at most 50 per label; the item's graph paths run through them",
+        f"Category) -> names, at most {MAX_NAMES_PER_LABEL} per label; the item's graph paths run through them",
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 # Seconds: a cache hit is ~1 ms, a CPU forward pass tens to hundreds of ms, a timeout up to seconds.
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -58,6 +58,27 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64),
             registry=self.registry,
         )
+
+        self.in_flight = Gauge(
+            "kgrank_requests_in_flight", "HTTP requests this process is handling now.", registry=self.registry
+        )
+        self.breaker_open = Gauge(
+            "kgrank_breaker_open",
+            "1 while a dependency (graph, scorer) is skipped after a failure, else 0.",
+            ["dependency"],
+            registry=self.registry,
+        )
+        self.model = Gauge(
+            "kgrank_model_info",
+            "1 for the model version this process serves (checkpoint, +retriever); changes on /admin/reload.",
+            ["version"],
+            registry=self.registry,
+        )
+
+    def serving(self, version: str) -> None:
+        """The served model version: one series, moved on each reload."""
+        self.model.clear()
+        self.model.labels(version).set(1)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

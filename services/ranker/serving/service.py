@@ -51,6 +51,7 @@ from services.ranker.prompt import MAX_CANDIDATES, Prompt, ScoredPath
 from services.ranker.ranking import RankingTask
 from services.ranker.serving.cache import CacheUnavailableError, RankingCache, cache_key
 from services.ranker.serving.contract import (
+    MAX_NAMES_PER_LABEL,
     DegradedReason,
     ExplanationOut,
     InteractionRequest,
@@ -71,7 +72,6 @@ from services.ranker.serving.metrics import Metrics
 from services.ranker.serving.units import ServingModels
 
 logger = logging.getLogger(__name__)
-MAX_NAMES_PER_LABEL = 50
 T = TypeVar("T")
 
 
@@ -99,6 +99,10 @@ class Breaker:
 
     def succeeded(self) -> None:
         self._open_until = 0.0
+
+    def is_open(self) -> bool:
+        """Whether requests skip the dependency now (a probe after the wait closes it again on success)."""
+        return time.monotonic() < self._open_until
 
 
 @dataclass
@@ -155,9 +159,12 @@ class RankingService:
         # each request waiting out the same timeout.
         self._graph_breaker = Breaker(retry_after_s)
         self._scorer_breaker = Breaker(retry_after_s)
+        for dependency, breaker in (("graph", self._graph_breaker), ("scorer", self._scorer_breaker)):
+            metrics.breaker_open.labels(dependency).set_function(lambda breaker=breaker: float(breaker.is_open()))
 
     async def start(self) -> None:
         self.models.start(self.metrics.batch_size.observe)
+        self.metrics.serving(self.models.version)
 
     async def close(self) -> None:
         await self.models.batcher.close()
@@ -184,6 +191,7 @@ class RankingService:
                 )
             new.start(self.metrics.batch_size.observe)
             self.models = new
+            self.metrics.serving(new.version)
             task = asyncio.get_running_loop().create_task(old.retire())
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
