@@ -21,7 +21,7 @@ from services.ranker.candidates import CandidateSet
 from services.ranker.context import TaskContext
 from services.ranker.paths.models import PathConfig, UserPaths
 from services.ranker.retriever.registry import load_checkpoint
-from services.ranker.retriever.retrieve import left_pad
+from services.ranker.retriever.retrieve import left_pad, top_k_stable
 from training.examples import Example, Ranking, TrainCandidates, training_examples, validation_examples
 from training.path_export import export_paths
 
@@ -42,7 +42,7 @@ def retriever_ranking(run: Path) -> Ranking:
     @torch.inference_mode()
     def top_items(histories: list[np.ndarray], k: int) -> np.ndarray:
         scores = model.score_next(left_pad(histories, max_len))
-        return torch.topk(scores, k=min(k, scores.size(1) - 1), dim=1).indices.numpy()
+        return top_k_stable(scores, min(k, scores.size(1) - 1)).numpy()
 
     return top_items
 

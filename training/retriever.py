@@ -199,6 +199,7 @@ def train_retriever(
             epoch_batches = batches(windows, batch_size, rng)
             batch_bar = progress_bar(len(epoch_batches), f"epoch {epoch}", enabled=show, unit=" batches", leave=False)
             estimate.start_steps()
+            epoch_started = time.perf_counter()
             for inputs, labels in epoch_batches:
                 share = workers.share(len(inputs))
                 mine = labels[share.rows]
@@ -213,9 +214,11 @@ def train_retriever(
                 batch_bar.update(1)
                 estimate.step_done()
             batch_bar.close()
+            train_s = time.perf_counter() - epoch_started
             epoch_loss = workers.mean(float(np.mean(losses)))
             stop = None
             if workers.is_main:
+                validation_started = time.perf_counter()
                 ranking = validate(model)
                 recall10 = recall_at(ranking, 10)
                 history.append(
@@ -224,7 +227,9 @@ def train_retriever(
                         "loss": epoch_loss,
                         "val_R@10": recall10,
                         "val_N@10": ndcg_at(ranking, 10),
-                        "seconds": round(time.perf_counter() - started, 1),
+                        "seconds": round(time.perf_counter() - started, 1),  # since the start, this validation in
+                        "train_s": round(train_s, 1),  # this epoch's batches
+                        "val_s": round(time.perf_counter() - validation_started, 1),
                     }
                 )
                 if recall10 > best_recall:

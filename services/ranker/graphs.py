@@ -43,13 +43,8 @@ def open_path_source(
     if settings.neo4j_uri:
         driver = open_driver(settings)
         try:
-            records, _, _ = driver.execute_query(
-                cypher_library()["dataset_status"],
-                dataset=dataset,
-                database_=settings.neo4j_database,
-                routing_=neo4j.RoutingControl.READ,
-            )
-            _check_loaded(records[0].data(), dataset=dataset, data_hash=data_hash, where=settings.neo4j_uri)
+            status = neo4j_dataset_status(driver, settings, dataset)
+            _check_loaded(status, dataset=dataset, data_hash=data_hash, where=settings.neo4j_uri)
             yield Neo4jPathSource(
                 driver, database=settings.neo4j_database, dataset=dataset, schema=schema, config=config
             )
@@ -67,6 +62,22 @@ def open_path_source(
             yield EmbeddedPathSource(graph, dataset=dataset, schema=schema, config=config)
         finally:
             graph.close()
+
+
+def neo4j_dataset_status(driver: neo4j.Driver, settings: Settings, dataset: str) -> dict[str, object]:
+    """The load record of `dataset` in the settings' Neo4j database (`status` None when it was never loaded)."""
+    records, _, _ = driver.execute_query(
+        cypher_library()["dataset_status"],
+        dataset=dataset,
+        database_=settings.neo4j_database,
+        routing_=neo4j.RoutingControl.READ,
+    )
+    return records[0].data()
+
+
+def holds_complete_load(status: dict[str, object] | None, data_hash: str) -> bool:
+    """Whether a load record says the graph holds all of exactly the processed data with this hash."""
+    return bool(status) and status.get("status") == "complete" and status.get("data_hash") == data_hash
 
 
 def _check_loaded(status: dict[str, object] | None, *, dataset: str, data_hash: str, where: str) -> None:

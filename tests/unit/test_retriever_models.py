@@ -7,7 +7,7 @@ import torch
 from services.graph_loader.sequences import UserSequences
 from services.ranker.retriever.base import Popularity
 from services.ranker.retriever.lru import LRURec, linear_recurrence
-from services.ranker.retriever.retrieve import left_pad, rank_all_items
+from services.ranker.retriever.retrieve import left_pad, rank_all_items, top_k_stable
 from services.ranker.retriever.sasrec import SASRec
 
 
@@ -73,3 +73,15 @@ def test_rank_all_items_masks_history_and_breaks_ties_by_id() -> None:
     test = rank_all_items(scorer, sequences, "test", max_len=4, top_k=3)
     assert test.top_items.tolist() == [[6, 5, 4]]
     assert test.target_ranks.tolist() == [3]
+
+
+@pytest.mark.parametrize("k", [1, 5, 20, 40])
+def test_top_k_stable_is_the_full_stable_sort_cut_at_k(k: int) -> None:
+    """Coarse scores make ties everywhere, also across the k-th place; -inf rows have fewer than k finite scores."""
+    generator = torch.Generator().manual_seed(k)
+    scores = torch.randint(0, 6, (64, 30), generator=generator).float()
+    scores[::7, 3:] = float("-inf")
+    expected = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    assert torch.equal(top_k_stable(scores, k), expected)
+    distinct = torch.rand(64, 30, generator=generator)
+    assert torch.equal(top_k_stable(distinct, k), torch.sort(distinct, dim=1, descending=True).indices[:, :k])

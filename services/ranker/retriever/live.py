@@ -17,7 +17,7 @@ import torch
 from services.core.errors import ModelError
 from services.graph_loader.dataset import ProcessedDataset
 from services.ranker.retriever.registry import load_checkpoint
-from services.ranker.retriever.retrieve import left_pad
+from services.ranker.retriever.retrieve import left_pad, top_k_stable
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -59,7 +59,7 @@ class LiveRetriever:
         masked = [self._index[i] for i in seen if i in self._index]
         if masked:
             logits[masked] = float("-inf")
-        order = torch.sort(logits, descending=True, stable=True).indices[:count]
+        order = top_k_stable(logits.unsqueeze(0), count)[0]
         return [self._ids[int(i)] for i in order.tolist() if torch.isfinite(logits[i]) and int(i) in self._ids]
 
     @torch.inference_mode()
