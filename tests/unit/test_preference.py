@@ -89,3 +89,28 @@ def test_no_paths_at_all() -> None:
     model = PreferenceModel(users=10, features=feature_size(SCHEMA))
     batch, _ = encode_paths([(1, empty)], SCHEMA, candidates=3)
     assert np.allclose(model.candidate_scores(batch).detach().numpy(), float(model.no_path))
+
+
+def test_paths_that_differ_only_in_their_candidate_score_exactly_alike_wherever_they_sit() -> None:
+    """Evaluation scores many users' paths in one batch, serving one user's: a tie between paths to two
+    candidates must stay an exact tie in both, so the canonical order picks the same path (the pipeline parity
+    test caught a flip)."""
+    torch.manual_seed(0)
+    model = PreferenceModel(users=50, features=feature_size(SCHEMA))
+    same = encode_paths([(7, example())], SCHEMA, candidates=3)[0]
+    noise = torch.rand(300, feature_size(SCHEMA))
+    places = [0, 17, 150, 299]
+    features = noise.clone()
+    features[places] = same.features[1]
+    buckets = torch.randint(0, 4096, (300,))
+    buckets[places] = same.buckets[1]
+    users = torch.randint(0, 51, (300,))
+    users[places] = 7
+    batch = type(same)(features, buckets, users, torch.zeros(300, dtype=torch.long), examples=1, candidates=3)
+    with torch.inference_mode():
+        scores = model.distinct_path_scores(batch)
+        plain = model.path_scores(batch)
+        alone = model.distinct_path_scores(same)
+    assert len(set(scores[places].tolist())) == 1
+    assert torch.allclose(scores, plain, atol=1e-6)
+    assert scores[0].item() == pytest.approx(alone[1].item(), abs=1e-6)

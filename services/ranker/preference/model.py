@@ -10,6 +10,8 @@ ones). Trained listwise (training/preference.py).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -40,6 +42,24 @@ class PreferenceModel(nn.Module):
             + (user * self.nodes(batch.buckets)).sum(-1)
             + self.node_bias(batch.buckets).squeeze(-1)
         )
+
+    def distinct_path_scores(self, batch: PathBatch) -> torch.Tensor:
+        """(P,) as path_scores, computed once per distinct (user, features, node) row. Paths that differ only in
+        their candidate have the same score in exact arithmetic, but a matrix product may round a row differently
+        by its place in the batch: evaluation (many users per batch) and serving (one) would then break such a
+        tie in different directions and show different paths. Scored once, they tie exactly on every side, and
+        the canonical path order decides."""
+        # float64 holds every float32 feature and every id below 2**53 exactly
+        keys = torch.cat([batch.features.double(), batch.buckets[:, None].double(), batch.users[:, None].double()], 1)
+        distinct, inverse = torch.unique(keys, dim=0, return_inverse=True)
+        width = batch.features.size(1)
+        rows = replace(
+            batch,
+            features=distinct[:, :width].float(),
+            buckets=distinct[:, width].long(),
+            users=distinct[:, width + 1].long(),
+        )
+        return self.path_scores(rows)[inverse]
 
     def candidate_scores(self, batch: PathBatch, path_scores: torch.Tensor | None = None) -> torch.Tensor:
         """(E, C): log(exp(no_path) + Σ exp(path scores)) + the position prior, for each candidate."""

@@ -63,7 +63,7 @@ class PreferenceScorer:
     def score_paths(self, examples: Sequence[tuple[int, UserPaths]]) -> list[list[ScoredPath]]:
         """Every path of every (dense user id, UserPaths) example with its score."""
         batch, ordered = encode_paths(self._known(examples), self.schema, candidates=self._width(examples))
-        scores = self.model.path_scores(batch).tolist() if batch.users.numel() else []
+        scores = self.model.distinct_path_scores(batch).tolist() if batch.users.numel() else []
         result, offset = [], 0
         for paths in ordered:
             result.append([ScoredPath(p, s) for p, s in zip(paths, scores[offset : offset + len(paths)], strict=True)])
