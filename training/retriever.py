@@ -40,6 +40,7 @@ from training.progress import RunEstimate, RunPlan, progress_bar
 logger = logging.getLogger(__name__)
 RUN_MARKERS = ("training.json", "checkpoint.pt", "candidates-test.npz")  # what every run folder holds
 TRIAL_USERS = 256  # users ranked before training to time a validation (one ranking batch)
+HISTORY_TIMINGS = ("seconds", "train_s", "val_s")  # the wall-clock entries of an epoch's history; the rest is seeded
 
 # -- config -------------------------------------------------------------------------------------------
 
@@ -227,7 +228,7 @@ def train_retriever(
                         "loss": epoch_loss,
                         "val_R@10": recall10,
                         "val_N@10": ndcg_at(ranking, 10),
-                        "seconds": round(time.perf_counter() - started, 1),  # since the start, this validation in
+                        "seconds": round(time.perf_counter() - started, 1),  # since the run began, validation included
                         "train_s": round(train_s, 1),  # this epoch's batches
                         "val_s": round(time.perf_counter() - validation_started, 1),
                     }
