@@ -75,9 +75,9 @@ def neo4j_dataset_status(driver: neo4j.Driver, settings: Settings, dataset: str)
     return records[0].data()
 
 
-def holds_complete_load(status: dict[str, object] | None, data_hash: str) -> bool:
+def holds_complete_load(status: dict[str, object], data_hash: str) -> bool:
     """Whether a load record says the graph holds all of exactly the processed data with this hash."""
-    return bool(status) and status.get("status") == "complete" and status.get("data_hash") == data_hash
+    return status.get("status") == "complete" and status.get("data_hash") == data_hash
 
 
 def _check_loaded(status: dict[str, object] | None, *, dataset: str, data_hash: str, where: str) -> None:

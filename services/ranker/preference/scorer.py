@@ -72,10 +72,10 @@ class PreferenceScorer:
 
     @torch.inference_mode()
     def candidate_scores(self, examples: Sequence[tuple[int, UserPaths]]) -> list[np.ndarray]:
-        """One score per candidate of each example, in its candidate order."""
+        """One score per candidate of each example, in its candidate order (path scores as score_paths gives them)."""
         width = self._width(examples)
         batch, _ = encode_paths(self._known(examples), self.schema, candidates=width)
-        table = self.model.candidate_scores(batch).numpy()
+        table = self.model.candidate_scores(batch, self.model.distinct_path_scores(batch)).numpy()
         return [table[row, : len(paths.candidates)] for row, (_, paths) in enumerate(examples)]
 
     def _known(self, examples: Sequence[tuple[int, UserPaths]]) -> list[tuple[int, UserPaths]]:
